@@ -65,3 +65,43 @@ def salt_minion(salt_master):
         ret = minion.salt_call_cli().run("saltutil.sync_all")
         assert ret.returncode == 0, ret
         yield minion
+
+
+CACHE = os.path.join(REPO, ".cache")
+
+
+def _debian_nova_common():
+    """Debian's shipped nova.conf / api-paste.ini, from the nova-common .deb (cached)."""
+    import glob
+    import subprocess
+
+    target = os.path.join(CACHE, "nova-common")
+    if not os.path.exists(os.path.join(target, "nova.conf")):
+        debs = os.path.join(CACHE, "debs")
+        os.makedirs(debs, exist_ok=True)
+        download = ["apt-get", "download", "-o", "APT::Sandbox::User=root", "nova-common"]
+        if subprocess.run(download, cwd=debs, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+            subprocess.run(download, cwd=debs, check=True, capture_output=True)
+        deb = sorted(glob.glob(os.path.join(debs, "nova-common_*.deb")))[-1]
+        extract = os.path.join(CACHE, "nova-common-x")
+        subprocess.run(["dpkg-deb", "-x", deb, extract], check=True)
+        os.makedirs(target, exist_ok=True)
+        for name in ("nova.conf", "api-paste.ini"):
+            os.replace(os.path.join(extract, "usr/share/nova-common", name), os.path.join(target, name))
+    return target
+
+
+@pytest.fixture(scope="session")
+def debian_nova_common():
+    return _debian_nova_common()
+
+
+@pytest.fixture
+def nova_conf(tmp_path, debian_nova_common):
+    """A fresh copy of Debian's 10,164-line nova.conf."""
+    import shutil
+
+    path = tmp_path / "nova.conf"
+    shutil.copy(os.path.join(debian_nova_common, "nova.conf"), path)
+    return path

@@ -1,0 +1,449 @@
+"""Lossless editing of OpenStack INI files (nova.conf, api-paste.ini, ...).
+
+The files we manage are large oslo.config samples, mostly commented defaults.
+This module changes only the lines of the keys it is asked about and keeps
+every other byte: comments, blank lines, order, CRLF or LF, a missing final
+newline, mode and owner. One read and at most one atomic write per call.
+
+Parsing follows oslo.config's iniparser: a ``[section]`` header and a
+``key = value`` (or ``key: value``) line start in column 0, a line starting
+with ``#`` or ``;`` is a comment, an indented line continues the value above.
+``[DEFAULT]`` is an ordinary section, and section names are case-sensitive.
+Values are compared and returned verbatim (stripped), quotes included.
+"""
+import errno
+import fcntl
+import logging
+import os
+import re
+import tempfile
+
+try:
+    from salt.exceptions import CommandExecutionError
+except ImportError:  # pragma: no cover - only without salt installed
+    CommandExecutionError = RuntimeError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "openstack_ini"
+
+MASK = "********"
+# Keys whose values are secrets, whatever the file: passwords, shared secrets,
+# URLs that carry credentials (transport_url, [database] connection), tokens.
+SECRET_KEY_PATTERN = re.compile(r"pass|secret|transport_url|connection|token", re.I)
+
+# One pass finds every header and option line. The leading "\n" lets the regex
+# engine jump from newline to newline instead of trying every character; the
+# text is searched with a "\n" prepended, so offsets are shifted by one.
+_LINE = re.compile(
+    r"\n(?:"
+    r"\[(?P<section>[^\r\n]*)\][ \t\r]*(?=\n|\Z)"
+    r"|(?P<key>[^#;\[\s][^=:\r\n]*?)[ \t]*[=:](?P<value>[^\r\n]*)"
+    r"(?P<cont>(?:\r?\n[ \t]+\S[^\r\n]*)*)"
+    r")"
+)
+_TRUE = {"1", "t", "true", "on", "y", "yes"}
+_FALSE = {"0", "f", "false", "off", "n", "no"}
+
+
+def __virtual__():
+    return __virtualname__
+
+
+class _Option:
+    __slots__ = ("start", "end", "value")
+
+    def __init__(self, start, end, value):
+        self.start, self.end, self.value = start, end, value
+
+
+class _Section:
+    __slots__ = ("name", "body_start", "body_end")
+
+    def __init__(self, name, body_start, body_end):
+        self.name, self.body_start, self.body_end = name, body_start, body_end
+
+
+class IniDocument:
+    """The text of one INI file plus an index of its headers and options."""
+
+    def __init__(self, text):
+        self.text = text
+        self.newline = "\r\n" if "\r\n" in text[: text.find("\n") + 1] else "\n"
+        self.sections = []  # in file order; a name may appear more than once
+        self.options = {}  # (section, key) -> [_Option, ...] in file order
+        current = None
+        for match in _LINE.finditer("\n" + text):
+            start = match.start()  # == offset of the line in ``text``
+            name = match.group("section")
+            if name is not None:
+                end = self._line_end(match.end() - 1)
+                if current is not None:
+                    current.body_end = start
+                current = _Section(name, end, len(text))
+                self.sections.append(current)
+            elif current is not None:  # options before any header are not read by oslo
+                key = match.group("key").strip()
+                value = match.group("value").strip()
+                cont = match.group("cont")
+                if cont:
+                    value = "\n".join([value] + [c.strip() for c in cont.strip("\r\n").splitlines() if c.strip()])
+                end = self._line_end(match.end() - 1)
+                self.options.setdefault((current.name, key), []).append(_Option(start, end, value))
+
+    def _line_end(self, pos):
+        """Offset just past the newline ending the line that holds ``pos``."""
+        nl = self.text.find("\n", pos)
+        return len(self.text) if nl < 0 else nl + 1
+
+    def get(self, section, key):
+        """[values] of ``key`` in ``section``, in file order (empty when absent)."""
+        return [opt.value for opt in self.options.get((section, key), ())]
+
+    def section_spans(self, section):
+        return [s for s in self.sections if s.name == section]
+
+    def insertion_point(self, section, key):
+        """Where a new ``key`` goes: after its commented default, else at the section's end."""
+        spans = self.section_spans(section)
+        commented = re.compile(r"^[#;][ \t]*" + re.escape(key) + r"[ \t]*[=:]", re.M)
+        for span in spans:
+            found = commented.search(self.text, span.body_start, span.body_end)
+            if found:
+                return self._line_end(found.start())
+        last = spans[-1]
+        body = self.text[last.body_start:last.body_end]
+        content_len = len(body.rstrip())
+        if content_len == 0:
+            return last.body_start
+        return min(self._line_end(last.body_start + content_len - 1), last.body_end)
+
+
+def _is_secret(key, secret_keys):
+    return bool(SECRET_KEY_PATTERN.search(key)) or key in (secret_keys or ())
+
+
+def _render(value):
+    """How oslo.config reads a pillar value back: booleans lower-case, numbers as str."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _same(current, wanted):
+    """True when the text ``current`` means ``wanted`` to oslo.config."""
+    if isinstance(wanted, bool):
+        low = current.lower()
+        return (wanted and low in _TRUE) or (not wanted and low in _FALSE)
+    if isinstance(wanted, (int, float)):
+        try:
+            return float(current) == float(wanted)
+        except ValueError:
+            return False
+    return current == wanted
+
+
+def _check_name(path, section, key=None):
+    """Refuse a section or key that cannot be written back and read the same."""
+    if not isinstance(section, str) or not section.strip():
+        raise CommandExecutionError(f"{path}: section name {section!r} must be a non-empty string")
+    if any(c in section for c in "[]=\r\n") or section != section.strip():
+        raise CommandExecutionError(f"{path}: section name {section!r} must not contain '[', ']', '=', a newline or edge spaces")
+    if key is None:
+        return
+    where = f"{path}: [{section}] {key!r}"
+    if not isinstance(key, str) or not key.strip():
+        raise CommandExecutionError(f"{where}: the key must be a non-empty string")
+    if any(c in key for c in "[]=:\r\n") or key != key.strip() or key[0] in "#;":
+        raise CommandExecutionError(f"{where}: the key must not contain '[', ']', '=', ':', a newline, edge spaces or start with '#'/';'")
+
+
+def _wanted_values(path, section, key, value):
+    """Normalise a pillar value to the list of values to write (empty = absent)."""
+    where = f"{path}: [{section}] {key}"
+    items = [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        if not isinstance(item, (str, int, float, bool)):
+            raise CommandExecutionError(f"{where}: value must be a string, number, boolean or a list of them, not {type(item).__name__}")
+        text = _render(item)
+        if "\n" in text or "\r" in text:
+            raise CommandExecutionError(f"{where}: value must not contain a newline")
+    return items
+
+
+def _normalise(path, sections, removal=False):
+    """Validate ``sections`` and return [(section, key, wanted_values)] in order."""
+    if not isinstance(sections, dict):
+        raise CommandExecutionError(f"{path}: sections must be a mapping of section -> {{key: value}}, not {type(sections).__name__}")
+    wanted = []
+    for section, keys in sections.items():
+        _check_name(path, section)
+        if removal and isinstance(keys, (list, tuple)):
+            keys = dict.fromkeys(keys)
+        if not isinstance(keys, dict):
+            raise CommandExecutionError(f"{path}: [{section}] must map keys to values, not {type(keys).__name__}")
+        for key, value in keys.items():
+            _check_name(path, section, key)
+            wanted.append((section, key, [] if removal else _wanted_values(path, section, key, value)))
+    return wanted
+
+
+def _shown(values, secret):
+    if not values:
+        return None
+    if secret:
+        return MASK
+    return values[0] if len(values) == 1 else list(values)
+
+
+def plan_edits(doc, wanted, secret_keys=None):
+    """Compute (edits, changes) that bring ``doc`` to ``wanted`` without touching other bytes."""
+    nl = doc.newline
+    edits = []  # (start, end, replacement, order)
+    new_sections = {}  # section -> [lines], for sections missing from the file
+    changes = {}
+    for order, (section, key, values) in enumerate(wanted):
+        current = doc.get(section, key)
+        if len(current) == len(values) and all(_same(c, v) for c, v in zip(current, values)):
+            continue
+        secret = _is_secret(key, secret_keys)
+        changes.setdefault(section, {})[key] = {
+            "old": _shown(current, secret),
+            "new": _shown([_render(v) for v in values], secret),
+        }
+        lines = "".join(f"{key} = {_render(v)}{nl}" for v in values)
+        existing = doc.options.get((section, key), [])
+        if existing:
+            first = existing[0]
+            if lines and not doc.text.endswith("\n", first.start, first.end):
+                lines = lines[: -len(nl)]  # the replaced line was the last, without newline
+            edits.append((first.start, first.end, lines, order))
+            edits.extend((opt.start, opt.end, "", order) for opt in existing[1:])
+        elif not doc.section_spans(section):
+            new_sections.setdefault(section, []).append(lines)
+        else:
+            at = doc.insertion_point(section, key)
+            edits.append((at, at, lines, order))
+    if new_sections:
+        block = "".join(f"{nl}[{name}]{nl}" + "".join(body) for name, body in new_sections.items())
+        edits.append((len(doc.text), len(doc.text), block if doc.text else block[len(nl):], len(wanted)))
+    return edits, changes
+
+
+def apply_edits(text, edits):
+    """Apply non-overlapping edits; insertions at the same offset keep their order."""
+    out, prev = [], 0
+    for start, end, replacement, _ in sorted(edits, key=lambda e: (e[0], e[1] > e[0], e[3])):
+        if start == end and start == len(text) and text and not text.endswith("\n") and replacement:
+            # Appending to a file without a final newline: end our text the same way.
+            nl = "\r\n" if replacement.endswith("\r\n") else "\n"
+            replacement = nl + replacement[: -len(nl)] if replacement.endswith(nl) else nl + replacement
+        out.append(text[prev:start])
+        out.append(replacement)
+        prev = end
+    out.append(text[prev:])
+    return "".join(out)
+
+
+def _os_error(path, action, exc):
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return CommandExecutionError(f"{path}: cannot {action}: {reason}")
+
+
+class _LockedFile:
+    """Open ``path`` and hold an exclusive flock on the inode that is current.
+
+    Writers replace the file by rename, so after waiting for the lock we check
+    that we still hold the file at ``path``; concurrent applies serialise.
+    """
+
+    def __init__(self, path, exclusive=True):
+        self.path, self.exclusive, self.fd = path, exclusive, None
+
+    def __enter__(self):
+        path = self.path
+        if not os.path.isabs(path):
+            raise CommandExecutionError(f"{path}: the path must be absolute")
+        for _ in range(100):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                raise CommandExecutionError(f"{path}: the file does not exist") from None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    fd = os.open(os.path.realpath(path), os.O_RDONLY)
+                else:
+                    raise _os_error(path, "open", exc) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
+                st = os.fstat(fd)
+                if os.path.isdir(path) or (st.st_mode & 0o170000) == 0o040000:
+                    raise CommandExecutionError(f"{path}: is a directory, not a file")
+                if os.stat(path).st_ino == st.st_ino:
+                    self.fd, self.stat = fd, st
+                    return self
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # replaced while we waited: lock the new file
+        raise CommandExecutionError(f"{path}: the file keeps being replaced; giving up")
+
+    def read(self):
+        chunks = []
+        try:
+            while True:
+                chunk = os.read(self.fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except OSError as exc:
+            raise _os_error(self.path, "read", exc) from None
+        return b"".join(chunks).decode("utf-8", "surrogateescape")
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+def _atomic_write(path, text, stat):
+    """Write ``text`` beside ``path`` (same mode and owner), fsync, rename, fsync the folder."""
+    real = os.path.realpath(path)
+    folder, base = os.path.split(real)
+    data = text.encode("utf-8", "surrogateescape")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise _os_error(path, "write", exc) from None
+    try:
+        try:
+            os.fchmod(fd, stat.st_mode & 0o7777)
+            os.fchown(fd, stat.st_uid, stat.st_gid)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, real)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise _os_error(path, "write", exc) from None
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _edit(path, wanted, test, secret_keys):
+    with _LockedFile(path, exclusive=not test) as handle:
+        doc = IniDocument(handle.read())
+        edits, changes = plan_edits(doc, wanted, secret_keys)
+        if changes and not test:
+            _atomic_write(path, apply_edits(doc.text, edits), handle.stat)
+    return changes
+
+
+def get_option(path, section, key):
+    """Value of ``key`` in ``section`` of ``path``: a string, a list when the key
+    is repeated (multi-valued option), or None when absent.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' openstack_ini.get_option /etc/nova/nova.conf DEFAULT my_ip
+    """
+    _check_name(path, section, key)
+    with _LockedFile(path, exclusive=False) as handle:
+        values = IniDocument(handle.read()).get(section, key)
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+def set_options(path, sections, test=False, secret_keys=None):
+    """Set ``{section: {key: value}}`` in ``path``; return the changes made.
+
+    A list value writes a multi-valued option (the key once per item, in
+    order); ``None`` removes the key. Changes are ``{section: {key: {old,
+    new}}}`` with secrets shown as ``********``. With ``test=True`` nothing
+    is written.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' openstack_ini.set_options /etc/nova/nova.conf '{DEFAULT: {debug: true}}'
+    """
+    wanted = _normalise(path, sections)
+    return _edit(path, wanted, test, secret_keys)
+
+
+def remove_options(path, sections, test=False, secret_keys=None):
+    """Remove keys: ``sections`` is ``{section: [key, ...]}`` (or ``{section: {key: any}}``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' openstack_ini.remove_options /etc/nova/nova.conf '{DEFAULT: [sql_connection]}'
+    """
+    wanted = _normalise(path, sections, removal=True)
+    return _edit(path, wanted, test, secret_keys)
+
+
+def set_permissions(path, mode=None, user=None, group=None, test=False):
+    """Give ``path`` this mode / owner / group; return ``{what: {old, new}}`` for what differed."""
+    import grp
+    import pwd
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise _os_error(path, "stat", exc) from None
+    changes = {}
+    uid, gid = -1, -1
+    if user is not None:
+        try:
+            uid = pwd.getpwnam(str(user)).pw_uid
+        except KeyError:
+            raise CommandExecutionError(f"{path}: user {user!r} does not exist") from None
+        if uid != st.st_uid:
+            changes["user"] = {"old": _name_of(pwd.getpwuid, st.st_uid), "new": str(user)}
+        else:
+            uid = -1
+    if group is not None:
+        try:
+            gid = grp.getgrnam(str(group)).gr_gid
+        except KeyError:
+            raise CommandExecutionError(f"{path}: group {group!r} does not exist") from None
+        if gid != st.st_gid:
+            changes["group"] = {"old": _name_of(grp.getgrgid, st.st_gid), "new": str(group)}
+        else:
+            gid = -1
+    if mode is not None:
+        try:
+            wanted_mode = int(str(mode), 8)
+        except ValueError:
+            raise CommandExecutionError(f"{path}: mode {mode!r} is not an octal number") from None
+        if st.st_mode & 0o7777 != wanted_mode:
+            changes["mode"] = {"old": f"{st.st_mode & 0o7777:04o}", "new": f"{wanted_mode:04o}"}
+    if changes and not test:
+        try:
+            if "mode" in changes:  # narrow first, so the file is never wider than asked
+                os.chmod(path, wanted_mode)
+            if uid != -1 or gid != -1:
+                os.chown(path, uid, gid)
+        except OSError as exc:
+            raise _os_error(path, "change ownership or mode of", exc) from None
+    return changes
+
+
+def _name_of(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)

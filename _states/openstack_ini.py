@@ -1,0 +1,91 @@
+"""Keep keys of OpenStack INI files converged, losslessly.
+
+.. code-block:: yaml
+
+    /etc/nova/nova.conf:
+      openstack_ini.options_present:
+        - sections:
+            DEFAULT:
+              transport_url: rabbit://nova:secret@ctl:5672/
+            database:
+              connection: mysql+pymysql://nova:secret@ctl/nova
+        - mode: '0640'
+        - user: root
+        - group: nova
+
+Secret-looking keys (password, secret, transport_url, connection, ...) and
+those in ``secret_keys`` are reported as ``********``.
+"""
+from salt.exceptions import CommandExecutionError
+
+__virtualname__ = "openstack_ini"
+
+
+def __virtual__():
+    if "openstack_ini.set_options" in __salt__:
+        return __virtualname__
+    return (False, "openstack_ini: the openstack_ini execution module is not loaded (run saltutil.sync_all)")
+
+
+def _count(changes):
+    return sum(len(keys) for keys in changes.values())
+
+
+def _run(name, call, what):
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    test = bool(__opts__.get("test"))
+    try:
+        changes = call(test)
+    except CommandExecutionError as exc:
+        ret["result"] = False
+        ret["comment"] = str(exc)
+        return ret
+    if not changes:
+        ret["comment"] = f"{name}: {what} already as wanted"
+        return ret
+    ret["changes"] = changes
+    parts = []
+    option_count = _count({k: v for k, v in changes.items() if k != "permissions"})
+    if option_count:
+        parts.append(f"{option_count} option(s)")
+    if "permissions" in changes:
+        parts.append(", ".join(sorted(changes["permissions"])))
+    verb = "would change" if test else "changed"
+    ret["comment"] = f"{name}: {verb} " + " and ".join(parts)
+    if test:
+        ret["result"] = None
+    return ret
+
+
+def options_present(name, sections, secret_keys=None, mode=None, user=None, group=None):
+    """Make each ``sections[section][key]`` hold its value in the INI file ``name``.
+
+    name
+        Absolute path of an existing file.
+    sections
+        ``{section: {key: value}}``. A list value writes a multi-valued option
+        (the key once per item, in order); ``None`` makes the key absent.
+    secret_keys
+        Further key names whose values must never be shown.
+    mode, user, group
+        Enforced on the file when given (permissions are narrowed before any
+        secret is written).
+    """
+    def call(test):
+        changes = {}
+        if mode is not None or user is not None or group is not None:
+            perms = __salt__["openstack_ini.set_permissions"](name, mode=mode, user=user, group=group, test=test)
+            if perms:
+                changes["permissions"] = perms
+        changes.update(__salt__["openstack_ini.set_options"](name, sections, test=test, secret_keys=secret_keys))
+        return changes
+
+    return _run(name, call, "options and permissions")
+
+
+def options_absent(name, sections, secret_keys=None):
+    """Make the keys ``{section: [key, ...]}`` absent from the INI file ``name``."""
+    def call(test):
+        return __salt__["openstack_ini.remove_options"](name, sections, test=test, secret_keys=secret_keys)
+
+    return _run(name, call, "options")
