@@ -80,7 +80,8 @@ def options_present(name, sections, secret_keys=None, mode=None, user=None, grou
         changes.update(__salt__["openstack_ini.set_options"](name, sections, test=test, secret_keys=secret_keys))
         return changes
 
-    return _run(name, call, "options and permissions")
+    managed_perms = mode is not None or user is not None or group is not None
+    return _run(name, call, "options and permissions" if managed_perms else "options")
 
 
 def options_absent(name, sections, secret_keys=None):
