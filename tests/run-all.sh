@@ -3,8 +3,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
-fi
+step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
+
+step "services the machine should already run: MariaDB, RabbitMQ"
+mysqladmin --protocol=socket -uroot status >/dev/null 2>&1 \
+    || start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+rabbitmqctl -q status >/dev/null 2>&1 || rabbitmq-server -detached
+for _ in $(seq 60); do mysqladmin --protocol=socket -uroot status >/dev/null 2>&1 && break; sleep 1; done
+
+step "Python virtualenv (requirements.txt, every dependency pinned)"
+[ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests
+
+step "Debian packages (OpenStack Zed support services; nova-* only downloaded)"
+[ -n "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ] || apt-get update -q
+bash tests/support/install-packages.sh
+
+step "Keystone, Placement, Glance, Neutron on 127.0.0.1"
+bash tests/support/services.sh up all
+
+step "pytest"
+exec .venv/bin/python -m pytest -p no:cacheprovider -q -ra "$@" tests
