@@ -1,0 +1,788 @@
+"""MySQL / MariaDB databases, users and grants for OpenStack services (guide 8.2.2).
+
+Plain functions on pymysql; the ``openstack_db`` states build on them.
+
+Connection settings come from the ``connection`` argument or, when it is
+omitted, from ``openstack_db:connection`` in minion config or pillar::
+
+    openstack_db:
+      connection: {host: 127.0.0.1, port: 3306, user: root, password: ...}
+
+Design notes:
+- One pymysql connection per server per run, cached in ``__context__`` under a
+  key that holds a keyed hash of the password, never the password itself.
+- Names are validated and quoted as identifiers; values (user, host, password)
+  always travel as query parameters.
+- Passwords are checked against the stored hash on the client side, so a
+  no-op run never sends a password to the server and issues only reads.
+- Error messages pass through ``_mask`` so no secret reaches a comment or log.
+"""
+import hashlib
+import hmac
+import logging
+import re
+import secrets as _secrets
+import time
+
+from salt.exceptions import CommandExecutionError
+
+try:
+    import pymysql
+    import pymysql.converters
+
+    HAS_PYMYSQL = True
+except ImportError:
+    HAS_PYMYSQL = False
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "openstack_db"
+
+MASK = "********"
+CONNECTION_KEYS = ("host", "port", "unix_socket", "user", "password", "charset",
+                   "ssl_ca", "ssl_cert", "ssl_key", "connect_timeout")
+DEFAULTS = {"host": "127.0.0.1", "port": 3306, "unix_socket": None, "user": "root",
+            "password": "", "charset": "utf8mb4", "ssl_ca": None, "ssl_cert": None,
+            "ssl_key": None, "connect_timeout": 10}
+
+_DB_RE = re.compile(r"^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$")
+_USER_RE = re.compile(r"^[A-Za-z0-9_.$-]{1,32}$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9.%_:/-]{1,255}$")
+_CHARSET_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+# Database-level privileges every MySQL 8 / MariaDB 10 server includes in ALL.
+CORE_DB_PRIVILEGES = frozenset((
+    "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "REFERENCES", "INDEX",
+    "ALTER", "CREATE TEMPORARY TABLES", "LOCK TABLES", "EXECUTE", "CREATE VIEW",
+    "SHOW VIEW", "CREATE ROUTINE", "ALTER ROUTINE", "EVENT", "TRIGGER"))
+DB_PRIVILEGES = CORE_DB_PRIVILEGES | {"ALL PRIVILEGES", "GRANT OPTION", "USAGE",
+                                      "DELETE HISTORY", "SHOW CREATE ROUTINE"}
+
+_GRANT_RE = re.compile(
+    r"^GRANT (?P<privs>.+?) ON (?:(?P<kind>FUNCTION|PROCEDURE|PACKAGE BODY|PACKAGE) )?"
+    r"(?P<db>`(?:[^`]|``)*`|\*)\.(?P<tbl>`(?:[^`]|``)*`|\*) TO (?P<rest>.*)$", re.S)
+
+# Access-denied style errors that mean "the admin account may not do this".
+_PRIVILEGE_ERRORS = {1044, 1045, 1142, 1227, 1410}
+_CONNECT_ERRORS = {2002, 2003, 2005, 2006, 2013}
+_IDLE_PING_SECONDS = 5
+_HASH_KEY = _secrets.token_bytes(16)  # keys the password hash in cache keys
+
+
+class DbError(CommandExecutionError):
+    """An error whose message is safe to show (secrets already masked)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+
+def __virtual__():
+    if not HAS_PYMYSQL:
+        return False, "openstack_db: the pymysql Python library is not installed"
+    return __virtualname__
+
+
+# --------------------------------------------------------------------- helpers
+def _mask(text, secrets=()):
+    """Replace every secret (raw, SQL-escaped and repr forms) in ``text``."""
+    text = str(text)
+    for secret in secrets:
+        if secret is None or secret == "" or secret == b"":
+            continue
+        if isinstance(secret, bytes):
+            secret = secret.decode("utf-8", "replace")
+        secret = str(secret)
+        forms = {secret, repr(secret)[1:-1], pymysql.converters.escape_string(secret)}
+        for form in sorted(forms, key=len, reverse=True):
+            if form:
+                text = text.replace(form, MASK)
+    return text
+
+
+def mask_secrets(text, secrets=()):
+    """Public form of the masking, for the states' last-resort error path."""
+    return _mask(text, secrets)
+
+
+def quote_identifier(name):
+    """Backtick-quote an identifier (doubling any backtick)."""
+    return "`" + str(name).replace("`", "``") + "`"
+
+
+def grant_pattern(database):
+    """The database name as a GRANT pattern: ``_`` and ``%`` taken literally."""
+    return re.sub(r"([_%])", r"\\\1", database)
+
+
+def validate_database(name, arg="name"):
+    if not isinstance(name, str) or not _DB_RE.match(name):
+        raise DbError(f"invalid database name in '{arg}': {name!r} (allowed: letters, "
+                      "digits, '_', '$', '-', at most 64 characters)")
+    return name
+
+
+def validate_user(name, arg="name"):
+    if not isinstance(name, str) or not _USER_RE.match(name):
+        raise DbError(f"invalid user name in '{arg}': {name!r} (allowed: letters, digits, "
+                      "'_', '.', '$', '-', at most 32 characters)")
+    return name
+
+
+def validate_host(host, arg="host"):
+    if not isinstance(host, str) or not _HOST_RE.match(host):
+        raise DbError(f"invalid host pattern in '{arg}': {host!r} (allowed: letters, "
+                      "digits, '.', '%', '_', ':', '/', '-')")
+    # Host names are case-insensitive and servers store them lower-cased.
+    return host.lower()
+
+
+def validate_password(password, arg="password"):
+    if isinstance(password, bool) or not isinstance(password, (str, int)) or password == "":
+        raise DbError(f"'{arg}' must be a non-empty string")
+    return str(password)
+
+
+def validate_charset(value, arg):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _CHARSET_RE.match(value):
+        raise DbError(f"invalid '{arg}': {value!r} (letters, digits and '_' only)")
+    return value.lower()
+
+
+def normalize_privileges(privileges, arg="privileges"):
+    """``'ALL'`` / ``'select, Insert'`` / list -> sorted list of canonical names."""
+    if isinstance(privileges, str):
+        items = privileges.split(",")
+    elif isinstance(privileges, (list, tuple, set)):
+        items = list(privileges)
+    else:
+        raise DbError(f"'{arg}' must be a string or a list of privilege names")
+    result = set()
+    for item in items:
+        if not isinstance(item, str):
+            raise DbError(f"invalid privilege in '{arg}': {item!r}")
+        priv = " ".join(item.upper().split())
+        if not priv:
+            continue
+        if priv == "ALL":
+            priv = "ALL PRIVILEGES"
+        if priv not in DB_PRIVILEGES:
+            raise DbError(f"invalid privilege in '{arg}': {item!r} (not a "
+                          "database-level privilege)")
+        result.add(priv)
+    if not result:
+        raise DbError(f"'{arg}' names no privilege")
+    return sorted(result)
+
+
+def _split_privileges(text):
+    """Split a SHOW GRANTS privilege list on commas outside parentheses."""
+    parts, depth, cur = [], 0, []
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(char)
+    parts.append("".join(cur))
+    return [" ".join(p.upper().split()) for p in parts if p.strip()]
+
+
+def _unquote(token):
+    if token == "*":
+        return "*"
+    return token[1:-1].replace("``", "`")
+
+
+def parse_grant(line):
+    """Parse one SHOW GRANTS line into a dict, or None (roles, proxies, …)."""
+    match = _GRANT_RE.match(line.strip())
+    if not match:
+        return None
+    privs = _split_privileges(match.group("privs"))
+    grant_option = bool(re.search(r"\bWITH GRANT OPTION\b", match.group("rest")))
+    normal = set()
+    for priv in privs:
+        if "(" in priv:  # column privilege: not a database-level grant
+            continue
+        normal.add("ALL PRIVILEGES" if priv in ("ALL", "ALL PRIVILEGES") else priv)
+    if "GRANT OPTION" in normal:
+        normal.discard("GRANT OPTION")
+        grant_option = True
+    return {"kind": match.group("kind"), "database": _unquote(match.group("db")),
+            "table": _unquote(match.group("tbl")), "privileges": sorted(normal),
+            "grant_option": grant_option}
+
+
+def compare_grants(desired, held, strict=False):
+    """What to change so ``held`` (privileges on one object) meets ``desired``.
+
+    ``desired`` comes from :func:`normalize_privileges`; ``held`` is
+    ``{"privileges": [...], "grant_option": bool}`` for the same ``db.*``.
+    Returns ``{"grant": [...], "grant_option": bool, "revoke": [...],
+    "revoke_grant_option": bool}``; ``revoke`` is filled only when ``strict``.
+    """
+    want = set(desired)
+    want_go = "GRANT OPTION" in want
+    want -= {"GRANT OPTION", "USAGE"}
+    have = set(held.get("privileges", ())) - {"USAGE"}
+    have_go = bool(held.get("grant_option"))
+    have_all = "ALL PRIVILEGES" in have or CORE_DB_PRIVILEGES <= have
+    if "ALL PRIVILEGES" in want:
+        grant = [] if have_all else ["ALL PRIVILEGES"]
+    else:
+        grant = [] if have_all else sorted(want - have)
+    plan = {"grant": grant, "grant_option": want_go and not have_go,
+            "revoke": [], "revoke_grant_option": False}
+    if strict:
+        if "ALL PRIVILEGES" not in want:
+            if "ALL PRIVILEGES" in have:
+                # Revoking ALL removes the wanted ones too: grant them again after.
+                plan["revoke"] = ["ALL PRIVILEGES"]
+                plan["grant"] = sorted(want)
+            else:
+                plan["revoke"] = sorted(have - want)
+        plan["revoke_grant_option"] = have_go and not want_go
+    return plan
+
+
+def _describe_plan(plan):
+    parts = []
+    if plan["revoke"] or plan["revoke_grant_option"]:
+        parts.append("revoke " + ", ".join(
+            plan["revoke"] + (["GRANT OPTION"] if plan["revoke_grant_option"] else [])))
+    if plan["grant"] or plan["grant_option"]:
+        parts.append("grant " + ", ".join(
+            plan["grant"] + (["GRANT OPTION"] if plan["grant_option"] else [])))
+    return "; ".join(parts)
+
+
+def native_password_hash(password, encoding="utf-8"):
+    """mysql_native_password: '*' + upper hex SHA1(SHA1(password))."""
+    raw = password.encode(encoding) if isinstance(password, str) else password
+    return "*" + hashlib.sha1(hashlib.sha1(raw).digest()).hexdigest().upper()
+
+
+_CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SHA256_ORDER = [(0, 10, 20), (21, 1, 11), (12, 22, 2), (3, 13, 23), (24, 4, 14),
+                 (15, 25, 5), (6, 16, 26), (27, 7, 17), (18, 28, 8), (9, 19, 29)]
+
+
+def sha256_crypt(password, salt, rounds=5000):
+    """The SHA-256 crypt digest (Drepper's algorithm), 43 characters.
+
+    MySQL 8's caching_sha2_password stores ``$A$<rounds/1000 hex3>$<salt20><digest>``
+    with this algorithm and a 20-byte salt.
+    """
+    sha = hashlib.sha256
+    plen = len(password)
+    alt = sha(password + salt + password).digest()
+    ctx = sha(password + salt)
+    ctx.update((alt * (plen // 32 + 1))[:plen])
+    n = plen
+    while n:
+        ctx.update(alt if n & 1 else password)
+        n >>= 1
+    a = ctx.digest()
+    dp = sha(password * plen).digest()
+    p = (dp * (plen // 32 + 1))[:plen]
+    ds = sha(salt * (16 + a[0])).digest()
+    s = (ds * (len(salt) // 32 + 1))[:len(salt)]
+    c = a
+    for i in range(rounds):
+        ctx = sha()
+        ctx.update(p if i & 1 else c)
+        if i % 3:
+            ctx.update(s)
+        if i % 7:
+            ctx.update(p)
+        ctx.update(c if i & 1 else p)
+        c = ctx.digest()
+    out = []
+
+    def b64(b2, b1, b0, count):
+        value = (b2 << 16) | (b1 << 8) | b0
+        for _ in range(count):
+            out.append(_CRYPT_ALPHABET[value & 0x3F])
+            value >>= 6
+
+    for i, j, k in _SHA256_ORDER:
+        b64(c[i], c[j], c[k], 4)
+    b64(0, c[31], c[30], 3)
+    return "".join(out)
+
+
+def password_matches(plugin, auth, password, encoding="utf-8"):
+    """True/False when the stored hash can be checked, None when it cannot."""
+    raw = password.encode(encoding)
+    auth = auth or ""
+    if plugin in ("mysql_native_password", "") and len(auth) == 41 and auth[0] == "*":
+        return hmac.compare_digest(native_password_hash(raw), auth.upper())
+    if plugin == "caching_sha2_password" and auth.startswith("$A$") and len(auth) == 70:
+        rounds = int(auth[3:6], 16) * 1000
+        salt, digest = auth[7:27].encode("latin1"), auth[27:]
+        return hmac.compare_digest(sha256_crypt(raw, salt, rounds), digest)
+    if plugin in ("mysql_native_password", "caching_sha2_password") and not auth:
+        return False  # no password at all: certainly not the wanted one
+    return None
+
+
+# ------------------------------------------------------------------ connection
+def settings(connection=None):
+    """Connection settings: ``connection`` or ``openstack_db:connection``, on defaults."""
+    if connection is None:
+        connection = __salt__["config.get"]("openstack_db:connection", {}) or {}
+    if not isinstance(connection, dict):
+        raise DbError("'connection' must be a mapping of connection settings")
+    unknown = sorted(set(connection) - set(CONNECTION_KEYS))
+    if unknown:
+        raise DbError(f"'connection' has unknown setting(s): {', '.join(unknown)} "
+                      f"(known: {', '.join(CONNECTION_KEYS)})")
+    result = dict(DEFAULTS)
+    result.update({k: v for k, v in connection.items() if v is not None})
+    for key in ("port", "connect_timeout"):
+        try:
+            result[key] = int(result[key])
+        except (TypeError, ValueError):
+            raise DbError(f"'connection' setting '{key}' must be an integer") from None
+    if result["password"] is None:
+        result["password"] = ""
+    return result
+
+
+def _where(conf):
+    if conf.get("unix_socket"):
+        return f"unix socket {conf['unix_socket']}"
+    return f"{conf['host']}:{conf['port']}"
+
+
+def _cache_key(conf):
+    password = str(conf["password"]).encode("utf-8")
+    digest = hmac.new(_HASH_KEY, password, "sha256").hexdigest()[:16]
+    return tuple(str(conf[k]) for k in CONNECTION_KEYS if k != "password") + (digest,)
+
+
+class _Server:
+    """One cached connection to one server, with its query counters."""
+
+    def __init__(self, conf, stats):
+        self.conf = conf
+        self.where = _where(conf)
+        self.stats = stats
+        self.conn = None
+        self.last_used = 0.0
+        self.lower_case_names = None
+        self.connect()
+
+    def connect(self):
+        conf = self.conf
+        password = conf["password"]
+        # pymysql sends str passwords as latin-1; the server hashed UTF-8 bytes.
+        if not isinstance(password, bytes):
+            password = str(password).encode("utf-8")
+        kwargs = {"user": conf["user"], "password": password, "charset": conf["charset"],
+                  "connect_timeout": conf["connect_timeout"], "autocommit": True}
+        if conf.get("unix_socket"):
+            kwargs["unix_socket"] = conf["unix_socket"]
+        else:
+            kwargs["host"], kwargs["port"] = conf["host"], conf["port"]
+        ssl = {k[4:]: conf[k] for k in ("ssl_ca", "ssl_cert", "ssl_key") if conf.get(k)}
+        if ssl:
+            kwargs["ssl"] = ssl
+        self.stats["connections"] = self.stats.get("connections", 0) + 1
+        log.debug("openstack_db: connection %d to %s as %s", self.stats["connections"],
+                  self.where, conf["user"])
+        try:
+            self.conn = pymysql.connect(**kwargs)
+        except pymysql.MySQLError as exc:
+            raise DbError(self._connect_error(exc)) from None
+        except Exception as exc:  # ssl, socket, encoding errors: no traceback
+            raise DbError(_mask(f"cannot connect to MySQL at {self.where}: "
+                                f"{type(exc).__name__}: {exc}", [conf["password"]])) from None
+        self.last_used = time.monotonic()
+
+    def _connect_error(self, exc):
+        code = exc.args[0] if exc.args else None
+        message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+        secrets = [self.conf["password"]]
+        if code in (1045, 1698):
+            text = (f"cannot log in to MySQL at {self.where} as '{self.conf['user']}': "
+                    "access denied (check the admin user and password in "
+                    "openstack_db:connection)")
+        elif code in _CONNECT_ERRORS:
+            reason = re.search(r"\((.*)\)\s*$", message)
+            reason = reason.group(1) if reason else message
+            text = f"MySQL server at {self.where} is unreachable: {reason}"
+        else:
+            text = f"cannot connect to MySQL at {self.where}: error {code}: {message}"
+        return _mask(text, secrets)
+
+    def ensure(self):
+        """Reconnect when a connection idle for a while has dropped."""
+        if time.monotonic() - self.last_used > _IDLE_PING_SECONDS:
+            try:
+                self.conn.ping(reconnect=False)
+            except Exception:  # noqa: BLE001 - any failure means: connect again
+                self.connect()
+
+    def query(self, sql, args=None, secrets=(), retry=True):
+        """Run one statement; ``sql`` holds no secret (values go in ``args``)."""
+        self.ensure()
+        self.stats["queries"] = self.stats.get("queries", 0) + 1
+        log.debug("openstack_db: query %d on %s: %s", self.stats["queries"], self.where, sql)
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql, args)
+                rows = cur.fetchall()
+        except pymysql.err.OperationalError as exc:
+            code = exc.args[0] if exc.args else None
+            read_only = sql.lstrip().upper().startswith(("SELECT", "SHOW"))
+            if retry and read_only and code in _CONNECT_ERRORS:
+                self.connect()
+                return self.query(sql, args, secrets, retry=False)
+            raise self._error(exc, secrets) from None
+        except pymysql.MySQLError as exc:
+            raise self._error(exc, secrets) from None
+        except Exception as exc:  # encoding errors and the like
+            raise DbError(_mask(f"query on {self.where} failed: {type(exc).__name__}: {exc}",
+                                list(secrets) + [self.conf["password"]])) from None
+        finally:
+            self.last_used = time.monotonic()
+        return rows
+
+    def _error(self, exc, secrets):
+        code = exc.args[0] if exc.args else None
+        message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+        secrets = list(secrets) + [self.conf["password"]]
+        if code in _PRIVILEGE_ERRORS:
+            text = (f"the admin account '{self.conf['user']}' at {self.where} lacks the "
+                    f"privilege for this (error {code}: {message})")
+        elif code in _CONNECT_ERRORS:
+            text = f"lost the connection to MySQL at {self.where}: {message}"
+        else:
+            text = f"MySQL at {self.where} refused the statement (error {code}: {message})"
+        return DbError(_mask(text, secrets), code)
+
+    @property
+    def encoding(self):
+        return self.conn.encoding
+
+
+def _server(connection=None):
+    conf = settings(connection)
+    pool = __context__.setdefault("openstack_db.connections", {})
+    stats = __context__.setdefault("openstack_db.stats", {"queries": 0, "connections": 0})
+    key = _cache_key(conf)
+    server = pool.get(key)
+    if server is None:
+        server = pool[key] = _Server(conf, stats)
+        server.key = key
+    return server
+
+
+def _reads(server):
+    """Reads cached for this state run only.
+
+    The states pass ``cached=True``; their ``__context__`` is a fresh copy per
+    run, so this top-level key never outlives the run (plain module calls
+    never create it).
+    """
+    return __context__.setdefault("openstack_db.reads", {}).setdefault(server.key, {})
+
+
+def _cached(server, use_cache, key, read):
+    if not use_cache:
+        return read()
+    reads = _reads(server)
+    if key not in reads:
+        reads[key] = read()
+    return reads[key]
+
+
+def _forget(server, key):
+    """Drop a cached read that a write just made stale."""
+    __context__.get("openstack_db.reads", {}).get(server.key, {}).pop(key, None)
+
+
+def stats():
+    """Queries and connections made so far in this process/run."""
+    return dict(__context__.get("openstack_db.stats", {"queries": 0, "connections": 0}))
+
+
+# ------------------------------------------------------------------- databases
+def _schemata(server, cached):
+    def read():
+        rows = server.query(
+            "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME, "
+            "@@lower_case_table_names FROM information_schema.SCHEMATA")
+        if rows:
+            server.lower_case_names = int(rows[0][3] or 0)
+        return {row[0]: {"name": row[0], "character_set": row[1], "collate": row[2]}
+                for row in rows}
+    return _cached(server, cached, "schemata", read)
+
+
+def _fold(server, name):
+    """Database names as the server stores them (lower_case_table_names)."""
+    if server.lower_case_names is None:
+        rows = server.query("SELECT @@lower_case_table_names")
+        server.lower_case_names = int(rows[0][0] or 0)
+    return name.lower() if server.lower_case_names else name
+
+
+def db_get(name, connection=None, cached=False):
+    """``{name, character_set, collate}`` of database ``name``, or None."""
+    validate_database(name)
+    server = _server(connection)
+    schemata = _schemata(server, cached)
+    return schemata.get(_fold(server, name))
+
+
+def db_exists(name, connection=None, cached=False):
+    return db_get(name, connection, cached) is not None
+
+
+def _charset_clause(character_set, collate):
+    clause = ""
+    if character_set:
+        clause += f" CHARACTER SET {character_set}"
+    if collate:
+        clause += f" COLLATE {collate}"
+    return clause
+
+
+def db_create(name, character_set="utf8mb4", collate=None, connection=None):
+    validate_database(name)
+    character_set = validate_charset(character_set, "character_set")
+    collate = validate_charset(collate, "collate")
+    server = _server(connection)
+    server.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(name)}"
+                 + _charset_clause(character_set, collate))
+    _forget(server, "schemata")
+    return True
+
+
+def db_alter(name, character_set="utf8mb4", collate=None, connection=None):
+    validate_database(name)
+    character_set = validate_charset(character_set, "character_set")
+    collate = validate_charset(collate, "collate")
+    server = _server(connection)
+    server.query(f"ALTER DATABASE {quote_identifier(name)}"
+                 + _charset_clause(character_set, collate))
+    _forget(server, "schemata")
+    return True
+
+
+def db_drop(name, connection=None):
+    validate_database(name)
+    server = _server(connection)
+    server.query(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
+    _forget(server, "schemata")
+    return True
+
+
+def _same_charset(wanted, actual):
+    """'utf8' is an alias of 'utf8mb3' (also inside collation names)."""
+    def canon(value):
+        value = (value or "").lower()
+        return re.sub(r"^utf8(?!mb)", "utf8mb3", value)
+    return canon(wanted) == canon(actual)
+
+
+def db_differences(name, character_set="utf8mb4", collate=None, connection=None,
+                   cached=False):
+    """None when the database is absent, else ``{setting: (old, new)}`` to change."""
+    character_set = validate_charset(character_set, "character_set")
+    collate = validate_charset(collate, "collate")
+    current = db_get(name, connection, cached)
+    if current is None:
+        return None
+    diff = {}
+    if character_set and not _same_charset(character_set, current["character_set"]):
+        diff["character_set"] = (current["character_set"], character_set)
+    if collate and not _same_charset(collate, current["collate"]):
+        diff["collate"] = (current["collate"], collate)
+    return diff
+
+
+# ----------------------------------------------------------------------- users
+def _user_rows(server, name, cached):
+    def read():
+        rows = server.query(
+            "SELECT Host, plugin, authentication_string FROM mysql.user WHERE User = %s",
+            (name,))
+        return {str(row[0]).lower(): (row[1] or "", row[2] or "") for row in rows}
+    return _cached(server, cached, ("user", name), read)
+
+
+def user_exists(name, host, connection=None, cached=False):
+    validate_user(name)
+    host = validate_host(host)
+    return host in _user_rows(_server(connection), name, cached)
+
+
+def user_check(name, host, password, connection=None, cached=False):
+    """``{"exists": bool, "password": True|False|None, "plugin": str}``.
+
+    ``password`` is True when the stored hash matches, False when it does not,
+    None when the account's plugin cannot be checked. The hash never leaves.
+    """
+    validate_user(name)
+    host = validate_host(host)
+    password = validate_password(password)
+    server = _server(connection)
+    row = _user_rows(server, name, cached).get(host)
+    if row is None:
+        return {"exists": False, "password": None, "plugin": None}
+    plugin, auth = row
+    return {"exists": True, "plugin": plugin,
+            "password": password_matches(plugin, auth, password, server.encoding)}
+
+
+def user_create(name, host, password, connection=None):
+    validate_user(name)
+    host = validate_host(host)
+    password = validate_password(password)
+    server = _server(connection)
+    server.query("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
+                 (name, host, password), secrets=[password])
+    _forget(server, ("user", name))
+    _forget(server, ("grants", name, host))
+    return True
+
+
+def user_set_password(name, host, password, connection=None):
+    validate_user(name)
+    host = validate_host(host)
+    password = validate_password(password)
+    server = _server(connection)
+    server.query("ALTER USER %s@%s IDENTIFIED BY %s", (name, host, password),
+                 secrets=[password])
+    _forget(server, ("user", name))
+    _forget(server, ("grants", name, host))
+    return True
+
+
+def user_drop(name, host, connection=None):
+    validate_user(name)
+    host = validate_host(host)
+    server = _server(connection)
+    server.query("DROP USER IF EXISTS %s@%s", (name, host))
+    _forget(server, ("user", name))
+    _forget(server, ("grants", name, host))
+    return True
+
+
+# ---------------------------------------------------------------------- grants
+def grants_get(name, host, connection=None, cached=False):
+    """Parsed ``SHOW GRANTS`` of ``name@host`` (no password hash), None if no user."""
+    validate_user(name)
+    host = validate_host(host)
+    server = _server(connection)
+
+    def read():
+        try:
+            rows = server.query("SHOW GRANTS FOR %s@%s", (name, host))
+        except DbError as exc:
+            if exc.code == 1141:  # no such grant: the account does not exist
+                return None
+            raise
+        return [g for g in (parse_grant(row[0]) for row in rows) if g]
+    return _cached(server, cached, ("grants", name, host), read)
+
+
+def grants_held(name, host, database, connection=None, cached=False):
+    """Privileges on ``database``.* exactly (escaped pattern), None if no user."""
+    validate_database(database, "database")
+    grants = grants_get(name, host, connection, cached)
+    if grants is None:
+        return None
+    server = _server(connection)
+    pattern = _fold(server, grant_pattern(database))
+    held = {"privileges": set(), "grant_option": False}
+    for grant in grants:
+        if (grant["kind"] is None and grant["table"] == "*"
+                and _fold(server, grant["database"]) == pattern):
+            held["privileges"].update(grant["privileges"])
+            held["grant_option"] = held["grant_option"] or grant["grant_option"]
+    held["privileges"] = sorted(held["privileges"])
+    return held
+
+
+def grants_plan(name, host, database, privileges="ALL", strict=False, connection=None,
+                cached=False):
+    """The change plan (see :func:`compare_grants`), None when the user is absent."""
+    wanted = normalize_privileges(privileges)
+    held = grants_held(name, host, database, connection, cached)
+    if held is None:
+        return None
+    plan = compare_grants(wanted, held, strict)
+    plan["description"] = _describe_plan(plan)
+    return plan
+
+
+def grants_apply(name, host, database, plan, connection=None):
+    """Carry out a plan from :func:`grants_plan`."""
+    validate_user(name)
+    host = validate_host(host)
+    validate_database(database, "database")
+    for priv in plan.get("grant", []) + plan.get("revoke", []):
+        normalize_privileges([priv])
+    server = _server(connection)
+    target = f"{quote_identifier(grant_pattern(database))}.*"
+    _forget(server, ("grants", name, host))
+
+    def grant(privs, with_option):
+        privs = ", ".join(privs) or "USAGE"
+        server.query(f"GRANT {privs} ON {target} TO %s@%s"
+                     + (" WITH GRANT OPTION" if with_option else ""), (name, host))
+
+    revoke_all = plan.get("revoke") == ["ALL PRIVILEGES"]
+    if revoke_all:
+        server.query(f"REVOKE ALL PRIVILEGES ON {target} FROM %s@%s", (name, host))
+        try:
+            if plan.get("grant") or plan.get("grant_option"):
+                grant(plan["grant"], plan.get("grant_option"))
+        except DbError:
+            grant(["ALL PRIVILEGES"], False)  # put back what was there
+            raise
+    elif plan.get("grant") or plan.get("grant_option"):
+        grant(plan.get("grant", []), plan.get("grant_option"))
+    if plan.get("revoke") and not revoke_all:
+        server.query(f"REVOKE {', '.join(plan['revoke'])} ON {target} FROM %s@%s",
+                     (name, host))
+    if plan.get("revoke_grant_option"):
+        server.query(f"REVOKE GRANT OPTION ON {target} FROM %s@%s", (name, host))
+    return True
+
+
+def grant_add(name, host, database, privileges="ALL", connection=None):
+    """Grant ``privileges`` on ``database``.* to ``name@host`` (nothing revoked)."""
+    wanted = normalize_privileges(privileges)
+    plan = {"grant": [p for p in wanted if p not in ("GRANT OPTION", "USAGE")],
+            "grant_option": "GRANT OPTION" in wanted, "revoke": [],
+            "revoke_grant_option": False}
+    return grants_apply(name, host, database, plan, connection)
+
+
+def grant_revoke(name, host, database, privileges="ALL", connection=None):
+    wanted = normalize_privileges(privileges)
+    plan = {"grant": [], "grant_option": False,
+            "revoke": [p for p in wanted if p not in ("GRANT OPTION", "USAGE")],
+            "revoke_grant_option": "GRANT OPTION" in wanted}
+    if plan["revoke"] == ["ALL PRIVILEGES"]:
+        validate_user(name)
+        host = validate_host(host)
+        validate_database(database, "database")
+        server = _server(connection)
+        _forget(server, ("grants", name, host))
+        server.query(f"REVOKE ALL PRIVILEGES ON {quote_identifier(grant_pattern(database))}.* "
+                     "FROM %s@%s", (name, host))
+        plan["revoke"] = []
+    return grants_apply(name, host, database, plan, connection)
