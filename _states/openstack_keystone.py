@@ -1,0 +1,518 @@
+"""Keystone identity records (Identity API v3), idempotent.
+
+Records are found by name (and domain), created when missing, updated in place
+when they differ, never duplicated. A user's password is verified by
+authenticating as the user and set only when that fails. ``endpoints_present``
+manages one service's public/internal/admin URLs in one region, updating an
+endpoint in place (its id is kept) and removing duplicates that other tools
+left; interfaces it is not given and other services are never touched.
+
+Every state takes ``auth`` (a dict of admin credentials) or ``cloud`` (a
+clouds.yaml cloud name); without either, ``openstack_keystone:auth`` or
+``openstack_keystone:cloud`` from pillar/config is used. Passwords never appear
+in changes or comments: they show as ``********``.
+"""
+import logging
+import re
+
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "openstack_keystone"
+
+MASK = "********"
+
+
+def __virtual__():
+    if "openstack_keystone.project_get" in __salt__:
+        return __virtualname__
+    return (False, "openstack_keystone: the execution module is not loaded "
+                   "(it needs the keystoneauth1 Python package)")
+
+
+class _Invalid(Exception):
+    """Bad state input: reported as a failed state, before any request."""
+
+
+def _ret(name):
+    return {"name": name, "result": True, "changes": {}, "comment": ""}
+
+
+def _ks(fun, *args, **kwargs):
+    return __salt__[f"openstack_keystone.{fun}"](*args, **kwargs)
+
+
+def _run(name, body, *args):
+    """Call a state body; turn any error into a failed state, no traceback."""
+    ret = _ret(name)
+    try:
+        body(ret, *args)
+    except _Invalid as exc:
+        ret.update(result=False, comment=str(exc), changes={})
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=str(exc))
+    except Exception as exc:  # pylint: disable=broad-except
+        # A bug or an unforeseen client error: still a clean failed state.
+        log.debug("openstack_keystone state %s failed", name, exc_info=True)
+        ret.update(result=False, comment=f"unexpected {type(exc).__name__}: {exc}")
+    if ret["result"] is not False and __opts__.get("test") and ret["changes"]:
+        ret["result"] = None
+    return ret
+
+
+def _need_str(value, arg, allow_none=False):
+    if value is None and allow_none:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid(f"{arg} must be a non-empty string"
+                       + (" (quote it in pillar)" if arg == "password" else ""))
+
+
+def _need_text(value, arg):
+    if value is not None and not isinstance(value, str):
+        raise _Invalid(f"{arg} must be a string")
+
+
+def _auth(auth, cloud):
+    if auth is not None and not isinstance(auth, dict):
+        raise _Invalid("auth must be a dict of Keystone admin credentials")
+    if cloud is not None and not isinstance(cloud, str):
+        raise _Invalid("cloud must be a clouds.yaml cloud name")
+    return {"auth": auth, "cloud": cloud}
+
+
+def _test():
+    return bool(__opts__.get("test"))
+
+
+def _done(ret, what, verb):
+    ret["comment"] = (f"{what} would be {verb}" if _test() else f"{what} {verb}")
+
+
+# --------------------------------------------------------------------------
+# projects
+# --------------------------------------------------------------------------
+def project_present(name, domain="Default", description=None, enabled=True,
+                    auth=None, cloud=None):
+    """A project ``name`` in ``domain`` (its description set when given)."""
+    def body(ret):
+        _need_str(name, "name")
+        _need_str(domain, "domain")
+        _need_text(description, "description")
+        ka = _auth(auth, cloud)
+        what = f"project '{name}' in domain '{domain}'"
+        rec = _ks("project_get", name, domain, **ka)
+        if rec is None:
+            ret["changes"] = {"project": {"old": None, "new": name}}
+            if not _test():
+                _ks("project_create", name, domain, description, enabled, **ka)
+            return _done(ret, what, "created")
+        fields = {}
+        if description is not None and rec.get("description", "") != description:
+            fields["description"] = description
+        if bool(rec.get("enabled", True)) != bool(enabled):
+            fields["enabled"] = bool(enabled)
+        if not fields:
+            ret["comment"] = f"{what} is in the correct state"
+            return
+        ret["changes"] = {k: {"old": rec.get(k), "new": v} for k, v in fields.items()}
+        if not _test():
+            _ks("project_update", rec["id"], fields, **ka)
+        _done(ret, what, "updated")
+    return _run(name, body)
+
+
+def project_absent(name, domain="Default", auth=None, cloud=None):
+    def body(ret):
+        _need_str(name, "name")
+        ka = _auth(auth, cloud)
+        what = f"project '{name}' in domain '{domain}'"
+        rec = _absent_lookup("project_get", name, domain, ka)
+        if rec is None:
+            ret["comment"] = f"{what} is already absent"
+            return
+        ret["changes"] = {"project": {"old": name, "new": None}}
+        if not _test():
+            _ks("project_delete", rec["id"], **ka)
+        _done(ret, what, "deleted")
+    return _run(name, body)
+
+
+def _absent_lookup(fun, name, domain, ka):
+    """Lookup for an _absent state: a missing domain means the record is absent."""
+    try:
+        return _ks(fun, name, domain, **ka)
+    except CommandExecutionError as exc:
+        if re.match(r"domain '.*' does not exist", str(exc)):
+            return None
+        raise
+
+
+# --------------------------------------------------------------------------
+# users
+# --------------------------------------------------------------------------
+def user_present(name, password, domain="Default", default_project=None, email=None,
+                 enabled=True, default_project_domain=None, auth=None, cloud=None):
+    """A user with ``password``; the password is checked by authenticating as the user."""
+    def body(ret):
+        _need_str(name, "name")
+        _need_str(password, "password")
+        _need_str(domain, "domain")
+        _need_str(default_project, "default_project", allow_none=True)
+        _need_str(email, "email", allow_none=True)
+        ka = _auth(auth, cloud)
+        what = f"user '{name}' in domain '{domain}'"
+        project_id = None
+        if default_project:
+            pdomain = default_project_domain or domain
+            project = _ks("project_get", default_project, pdomain, **ka)
+            if project is None:
+                if not _test():
+                    raise _Invalid(f"default_project '{default_project}' does not exist "
+                                   f"in domain '{pdomain}'")
+                project_id = f"<project {default_project}>"  # created earlier in a real run
+            else:
+                project_id = project["id"]
+        failed_auth = False
+        if enabled and default_project is None and email is None:
+            # Nothing to compare but the password: one authentication checks it all.
+            if _ks("user_authenticate", name, password, domain, **ka) is not None:
+                ret["comment"] = f"{what} is in the correct state"
+                return
+            failed_auth = True
+        rec = _ks("user_get", name, domain, **ka)
+        if rec is None:
+            ret["changes"] = {"user": {"old": None, "new": name}, "password": MASK}
+            if not _test():
+                _ks("user_create", name, password, domain, project_id, email, enabled, **ka)
+            return _done(ret, what, "created")
+        fields = {}
+        if project_id and rec.get("default_project_id") != project_id:
+            fields["default_project_id"] = project_id
+        if email is not None and rec.get("email") != email:
+            fields["email"] = email
+        if bool(rec.get("enabled", True)) != bool(enabled):
+            fields["enabled"] = bool(enabled)
+        changes = {k: {"old": rec.get(k), "new": v} for k, v in fields.items()}
+        if "default_project_id" in changes:
+            changes["default_project_id"]["new"] = default_project
+        if not rec.get("enabled", True) and enabled:
+            # A disabled user cannot authenticate: enable first, then check.
+            if _test():
+                changes["password"] = "unverified (user is disabled)"
+            else:
+                _ks("user_update", rec["id"], fields, **ka)
+                fields = {}
+        # A disabled user cannot log in, so its password is only checked once enabled;
+        # a failed login of an enabled user above needs no second try.
+        if "password" not in changes and enabled and (
+                (failed_auth and rec.get("enabled", True))
+                or not _ks("user_check_password", rec["id"], password, **ka)):
+            fields["password"] = password
+            changes["password"] = MASK
+        if not changes:
+            ret["comment"] = f"{what} is in the correct state"
+            return
+        ret["changes"] = changes
+        if fields and not _test():
+            _ks("user_update", rec["id"], fields, **ka)
+        _done(ret, what, "updated")
+    return _run(name, body)
+
+
+def user_absent(name, domain="Default", auth=None, cloud=None):
+    def body(ret):
+        _need_str(name, "name")
+        ka = _auth(auth, cloud)
+        what = f"user '{name}' in domain '{domain}'"
+        rec = _absent_lookup("user_get", name, domain, ka)
+        if rec is None:
+            ret["comment"] = f"{what} is already absent"
+            return
+        ret["changes"] = {"user": {"old": name, "new": None}}
+        if not _test():
+            _ks("user_delete", rec["id"], **ka)
+        _done(ret, what, "deleted")
+    return _run(name, body)
+
+
+# --------------------------------------------------------------------------
+# roles and grants
+# --------------------------------------------------------------------------
+def role_present(name, auth=None, cloud=None):
+    def body(ret):
+        _need_str(name, "name")
+        ka = _auth(auth, cloud)
+        if _ks("role_get", name, **ka) is not None:
+            ret["comment"] = f"role '{name}' is in the correct state"
+            return
+        ret["changes"] = {"role": {"old": None, "new": name}}
+        if not _test():
+            _ks("role_create", name, **ka)
+        _done(ret, f"role '{name}'", "created")
+    return _run(name, body)
+
+
+def role_absent(name, auth=None, cloud=None):
+    def body(ret):
+        _need_str(name, "name")
+        ka = _auth(auth, cloud)
+        rec = _ks("role_get", name, **ka)
+        if rec is None:
+            ret["comment"] = f"role '{name}' is already absent"
+            return
+        ret["changes"] = {"role": {"old": name, "new": None}}
+        if not _test():
+            _ks("role_delete", rec["id"], **ka)
+        _done(ret, f"role '{name}'", "deleted")
+    return _run(name, body)
+
+
+def _grant_ids(name, user, project, user_domain, project_domain, ka, absent):
+    """(project, user, role) records; a missing one fails (or means absent/pending)."""
+    for value, arg in ((name, "name"), (user, "user"), (project, "project"),
+                       (user_domain, "user_domain"), (project_domain, "project_domain")):
+        _need_str(value, arg)
+    lookup = _absent_lookup if absent else (lambda f, n, d, k: _ks(f, n, d, **k))
+    recs = {
+        "role": (_ks("role_get", name, **ka), f"role '{name}'"),
+        "user": (lookup("user_ref", user, user_domain, ka),
+                 f"user '{user}' in domain '{user_domain}'"),
+        "project": (lookup("project_get", project, project_domain, ka),
+                    f"project '{project}' in domain '{project_domain}'"),
+    }
+    missing = [label for rec, label in recs.values() if rec is None]
+    return {k: v[0] for k, v in recs.items()}, missing
+
+
+def role_grant_present(name, user, project, user_domain="Default",
+                       project_domain="Default", auth=None, cloud=None):
+    """Role ``name`` for ``user`` on ``project``."""
+    def body(ret):
+        ka = _auth(auth, cloud)
+        what = f"role '{name}' for user '{user}' on project '{project}'"
+        recs, missing = _grant_ids(name, user, project, user_domain, project_domain,
+                                   ka, absent=False)
+        if missing:
+            if _test():
+                # In a test run the records may be pending in earlier states.
+                ret["changes"] = {"grant": {"old": None, "new": what}}
+                ret["comment"] = (f"{what} would be granted once "
+                                  f"{' and '.join(missing)} exist")
+                return
+            ret["result"] = False
+            ret["comment"] = f"cannot grant {what}: {' and '.join(missing)} does not exist"
+            return
+        ids = (recs["project"]["id"], recs["user"]["id"], recs["role"]["id"])
+        if _ks("role_grant_check", *ids, **ka):
+            ret["comment"] = f"{what} is already granted"
+            return
+        ret["changes"] = {"grant": {"old": None, "new": what}}
+        if not _test():
+            _ks("role_grant", *ids, **ka)
+        _done(ret, what, "granted")
+    return _run(name, body)
+
+
+def role_grant_absent(name, user, project, user_domain="Default",
+                      project_domain="Default", auth=None, cloud=None):
+    def body(ret):
+        ka = _auth(auth, cloud)
+        what = f"role '{name}' for user '{user}' on project '{project}'"
+        recs, missing = _grant_ids(name, user, project, user_domain, project_domain,
+                                   ka, absent=True)
+        if missing:
+            ret["comment"] = f"{what} is already absent ({' and '.join(missing)} does not exist)"
+            return
+        ids = (recs["project"]["id"], recs["user"]["id"], recs["role"]["id"])
+        if not _ks("role_grant_check", *ids, **ka):
+            ret["comment"] = f"{what} is already absent"
+            return
+        ret["changes"] = {"grant": {"old": what, "new": None}}
+        if not _test():
+            _ks("role_revoke", *ids, **ka)
+        _done(ret, what, "revoked")
+    return _run(name, body)
+
+
+# --------------------------------------------------------------------------
+# services
+# --------------------------------------------------------------------------
+def service_present(name, type, description=None, enabled=True,  # pylint: disable=redefined-builtin
+                    auth=None, cloud=None):
+    """A service ``name`` of ``type``; a same-named service of another type is retyped."""
+    service_type = type
+
+    def body(ret):
+        _need_str(name, "name")
+        _need_str(service_type, "type")
+        _need_text(description, "description")
+        ka = _auth(auth, cloud)
+        what = f"service '{name}' (type {service_type})"
+        found = _ks("service_list", name, **ka)
+        same = [s for s in found if s.get("type") == service_type]
+        if same:
+            rec = same[0]
+        elif len(found) == 1:
+            rec = found[0]
+        elif not found:
+            ret["changes"] = {"service": {"old": None, "new": name}}
+            if not _test():
+                _ks("service_create", name, service_type, description, **ka)
+            return _done(ret, what, "created")
+        else:
+            raise _Invalid(f"several services are named '{name}', none of type "
+                           f"{service_type}: remove the extra ones first")
+        fields = {}
+        if rec.get("type") != service_type:
+            fields["type"] = service_type
+        if description is not None and rec.get("description", "") != description:
+            fields["description"] = description
+        if bool(rec.get("enabled", True)) != bool(enabled):
+            fields["enabled"] = bool(enabled)
+        if len(same) > 1:
+            ret["warnings"] = [f"{len(same)} services named '{name}' of type {service_type} "
+                               f"exist; managing {rec['id']}"]
+        if not fields:
+            ret["comment"] = f"{what} is in the correct state"
+            return
+        ret["changes"] = {k: {"old": rec.get(k), "new": v} for k, v in fields.items()}
+        if not _test():
+            _ks("service_update", rec["id"], fields, **ka)
+        _done(ret, what, "updated")
+    return _run(name, body)
+
+
+def service_absent(name, type=None, auth=None, cloud=None):  # pylint: disable=redefined-builtin
+    """No service ``name`` (of ``type`` when given); its endpoints go with it."""
+    def body(ret):
+        _need_str(name, "name")
+        _need_str(type, "type", allow_none=True)
+        ka = _auth(auth, cloud)
+        found = _ks("service_list", name, type, **ka)
+        if not found:
+            ret["comment"] = f"service '{name}' is already absent"
+            return
+        ret["changes"] = {"service": {"old": [s["id"] for s in found], "new": None}}
+        if not _test():
+            for rec in found:
+                _ks("service_delete", rec["id"], **ka)
+        _done(ret, f"service '{name}'", "deleted")
+    return _run(name, body)
+
+
+# --------------------------------------------------------------------------
+# endpoints
+# --------------------------------------------------------------------------
+def _mask_url(url):
+    return _ks("mask_url", url)
+
+
+def _one_service(name, service_type, ka):
+    found = _ks("service_list", name, service_type, **ka)
+    if len(found) > 1:
+        raise _Invalid(f"{len(found)} services are named '{name}'"
+                       + ("" if service_type else ": pass service_type to choose one"))
+    return found[0] if found else None
+
+
+def _plan_endpoints(existing, wanted):
+    """Per interface: keep one endpoint (URL fixed in place), delete the rest.
+
+    Returns (updates [(endpoint, url)], creates [(interface, url)], deletes [endpoint]).
+    """
+    updates, creates, deletes = [], [], []
+    for iface, url in wanted.items():
+        mine = [e for e in existing if e.get("interface") == iface]
+        if not mine:
+            creates.append((iface, url))
+            continue
+        # Prefer one that already has the URL and is enabled: fewest writes.
+        mine.sort(key=lambda e: (e.get("url") != url, not e.get("enabled", True)))
+        keep, extra = mine[0], mine[1:]
+        if keep.get("url") != url or not keep.get("enabled", True):
+            updates.append((keep, url))
+        deletes.extend(extra)
+    return updates, creates, deletes
+
+
+def endpoints_present(name, region="RegionOne", public=None, internal=None, admin=None,
+                      service_type=None, auth=None, cloud=None):
+    """Service ``name``'s public/internal/admin URLs in ``region``, one endpoint each.
+
+    URLs are stored verbatim (``http://h:8774/v2/%(tenant_id)s`` and
+    ``http://h:8774/v2.1`` alike). An interface given as None is left alone.
+    """
+    def body(ret):
+        _need_str(name, "name")
+        _need_str(region, "region")
+        _need_str(service_type, "service_type", allow_none=True)
+        wanted = {}
+        for iface, url in (("public", public), ("internal", internal), ("admin", admin)):
+            if url is None:
+                continue
+            if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
+                raise _Invalid(f"{iface} must be an http(s) URL, got "
+                               f"{_mask_url(url) if isinstance(url, str) else type(url).__name__}")
+            wanted[iface] = url
+        if not wanted:
+            raise _Invalid("give at least one of public, internal, admin")
+        ka = _auth(auth, cloud)
+        service = _one_service(name, service_type, ka)
+        what = f"endpoints of service '{name}' in region '{region}'"
+        if service is None:
+            if _test():
+                ret["changes"] = {i: {"old": None, "new": _mask_url(u)} for i, u in wanted.items()}
+                ret["comment"] = f"{what} would be created once the service exists"
+                return
+            raise _Invalid(f"service '{name}' does not exist: declare "
+                           "openstack_keystone.service_present for it first")
+        existing = _ks("endpoint_list", service["id"], region, **ka)
+        updates, creates, deletes = _plan_endpoints(existing, wanted)
+        if not (updates or creates or deletes):
+            ret["comment"] = f"{what} are in the correct state"
+            return
+        changes = {}
+        for rec, url in updates:
+            changes[rec["interface"]] = {"old": _mask_url(rec.get("url")), "new": _mask_url(url),
+                                         "id": rec["id"]}
+        for iface, url in creates:
+            changes[iface] = {"old": None, "new": _mask_url(url)}
+        if deletes:
+            changes["duplicates removed"] = sorted(
+                f"{e['interface']} {e['id']}" for e in deletes)
+        ret["changes"] = changes
+        if _test():
+            return _done(ret, what, "updated")
+        if creates and not existing and not _ks("region_exists", region, **ka):
+            _ks("region_create", region, **ka)
+            changes["region"] = {"old": None, "new": region}
+        for rec in deletes:
+            _ks("endpoint_delete", rec["id"], **ka)
+        for rec, url in updates:
+            _ks("endpoint_update", rec["id"], {"url": url, "enabled": True}, **ka)
+        for iface, url in creates:
+            _ks("endpoint_create", service["id"], iface, url, region, **ka)
+        _done(ret, what, "updated")
+    return _run(name, body)
+
+
+def endpoints_absent(name, region="RegionOne", service_type=None, auth=None, cloud=None):
+    """No endpoint of service ``name`` in ``region`` (other regions are kept)."""
+    def body(ret):
+        _need_str(name, "name")
+        _need_str(region, "region")
+        ka = _auth(auth, cloud)
+        what = f"endpoints of service '{name}' in region '{region}'"
+        service = _one_service(name, service_type, ka)
+        existing = _ks("endpoint_list", service["id"], region, **ka) if service else []
+        if not existing:
+            ret["comment"] = f"{what} are already absent"
+            return
+        ret["changes"] = {"deleted": sorted(f"{e['interface']} {e['id']}" for e in existing)}
+        if not _test():
+            for rec in existing:
+                _ks("endpoint_delete", rec["id"], **ka)
+        _done(ret, what, "deleted")
+    return _run(name, body)
