@@ -1,0 +1,213 @@
+"""Read and change Nova's database schema and cells through ``nova-manage``.
+
+Every call runs ``nova-manage`` as the nova user (through runuser, so no
+root-owned log file is left behind) with an argument list, never a shell, and never with a secret:
+``create_cell`` and ``map_cell0`` read the transport URL and the database
+connection from nova.conf. Output that could hold a URL is masked before it
+reaches a message.
+
+Configuration (minion config or pillar, through config.get):
+    nova_manage:user        the service user (nova)
+    nova_manage:bin         the nova-manage command (nova-manage)
+    nova_manage:config      nova.conf (/etc/nova/nova.conf); another path is passed
+                            as --config-file, and read for the check of discover
+"""
+import configparser
+import json
+import os
+import re
+import shutil
+from urllib.parse import unquote, urlsplit, parse_qs
+
+from salt.exceptions import CommandExecutionError
+
+try:
+    import pymysql
+except ImportError:  # pragma: no cover - reported by __virtual__
+    pymysql = None
+
+__virtualname__ = "nova_manage"
+
+MASK = "********"
+
+# Run by Nova's own interpreter: print the head revision(s) the installed
+# code would migrate to, for the main (cell) and the API database. Alembic
+# since Zed; sqlalchemy-migrate (highest numbered script) before.
+_HEADS = r"""
+import json, os, re, nova
+base = os.path.dirname(nova.__file__)
+def alembic(path):
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    cfg = Config()
+    cfg.set_main_option("script_location", path)
+    return list(ScriptDirectory.from_config(cfg).get_heads())
+def migrate(path):
+    nums = [int(m.group(1)) for f in os.listdir(os.path.join(path, "versions"))
+            for m in [re.match(r"(\d+)_", f)] if m]
+    return [str(max(nums))] if nums else []
+out = {}
+for key, new, old in (("main", "db/main/migrations", "db/sqlalchemy/migrate_repo"),
+                      ("api", "db/api/migrations", "db/sqlalchemy/api_migrations/migrate_repo")):
+    new, old = os.path.join(base, new), os.path.join(base, old)
+    out[key] = alembic(new) if os.path.isdir(os.path.join(new, "versions")) else (
+        migrate(old) if os.path.isdir(old) else [])
+print(json.dumps(out))
+"""
+
+
+def __virtual__():
+    if not shutil.which(_opt("bin")):
+        return (False, "nova_manage: the nova-manage command is not installed "
+                       "(install the nova-conductor/nova-common package)")
+    return __virtualname__
+
+
+_DEFAULT_CONFIG = "/etc/nova/nova.conf"
+
+
+def _opt(key):
+    defaults = {"user": "nova", "bin": "nova-manage", "config": _DEFAULT_CONFIG}
+    return __salt__["config.get"](f"nova_manage:{key}", defaults[key])
+
+
+def _mask(text):
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", rf"\g<1>{MASK}@", str(text or ""))
+
+
+def _command(args):
+    """The argv: nova-manage as the service user. Salt's runas would first run
+    Salt's own interpreter as that user to copy its environment (which fails
+    when that user cannot read Salt's install), so use runuser when root."""
+    cmd = [_opt("bin")]
+    if _opt("config") != _DEFAULT_CONFIG:
+        cmd.append(f"--config-file={_opt('config')}")
+    cmd += list(args)
+    user = _opt("user")
+    if os.geteuid() == 0 and user not in ("root", None, ""):
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        cmd = [runuser, "-u", user, "--"] + cmd
+    return cmd
+
+
+def _why(res):
+    """The useful lines of a failed run (not eventlet/deprecation warnings)."""
+    lines = [ln.strip() for ln in (res.get("stderr") or res.get("stdout") or "").splitlines()
+             if ln.strip()]
+    errors = [ln for ln in lines if "rror" in ln or "xception" in ln]
+    return _mask(" | ".join((errors or lines)[-3:]))
+
+
+def _run(*args):
+    """nova-manage ARGS as the nova user; stdout, or CommandExecutionError."""
+    res = __salt__["cmd.run_all"](_command(args), python_shell=False, cwd="/",
+                                  output_loglevel="quiet", ignore_retcode=True)
+    if res["retcode"] != 0:
+        raise CommandExecutionError(
+            f"nova-manage {' '.join(args)} failed (exit {res['retcode']}): {_why(res)}")
+    return res["stdout"]
+
+
+def version(api=False):
+    """Schema version of the API (``api=True``) or main database; None when empty."""
+    lines = [ln.strip() for ln in _run("api_db" if api else "db", "version").splitlines()
+             if ln.strip()]
+    value = lines[-1] if lines else "None"
+    return None if value == "None" else value
+
+
+def heads():
+    """{"main": [...], "api": [...]}: head revisions of the installed code."""
+    with open(shutil.which(_opt("bin")), encoding="utf-8", errors="replace") as fh:
+        first = fh.readline()
+    python = first[2:].strip().split()[0] if first.startswith("#!") else "python3"
+    res = __salt__["cmd.run_all"]([python, "-c", _HEADS], python_shell=False,
+                                  output_loglevel="quiet", ignore_retcode=True)
+    if res["retcode"] != 0:
+        raise CommandExecutionError("cannot read Nova's migration heads: "
+                                    + _mask(res.get("stderr", "")).strip()[-300:])
+    return json.loads(res["stdout"].strip().splitlines()[-1])
+
+
+def synced(api=False):
+    """True when the database is at the installed code's head revision."""
+    return version(api) in heads()["api" if api else "main"]
+
+
+def sync(api=False):
+    """``nova-manage api_db sync`` / ``db sync``."""
+    _run("api_db" if api else "db", "sync")
+    return version(api)
+
+
+def list_cells():
+    """Cell names, e.g. ["cell0", "cell1"] (from ``cell_v2 list_cells``)."""
+    names = []
+    for line in _run("cell_v2", "list_cells").splitlines():
+        cols = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cols and cols[0] not in ("", "Name"):
+            names.append(cols[0])
+    return names
+
+
+def map_cell0():
+    """``cell_v2 map_cell0`` (the cell0 URL is derived from nova.conf)."""
+    return _run("cell_v2", "map_cell0")
+
+
+def create_cell(name):
+    """``cell_v2 create_cell --name NAME`` with URLs read from nova.conf."""
+    return _run("cell_v2", "create_cell", f"--name={name}", "--verbose")
+
+
+def discover_hosts():
+    """``cell_v2 discover_hosts --verbose``."""
+    return _run("cell_v2", "discover_hosts", "--verbose")
+
+
+def _connect(url):
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("mysql"):
+        raise CommandExecutionError(f"only MySQL/MariaDB URLs are supported, got "
+                                    f"{parts.scheme}://")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    args = {"user": unquote(parts.username or ""), "password": unquote(parts.password or ""),
+            "database": parts.path.lstrip("/"), "connect_timeout": 10}
+    if query.get("unix_socket"):
+        args["unix_socket"] = query["unix_socket"]
+    else:
+        args["host"] = parts.hostname or "localhost"
+        args["port"] = parts.port or 3306
+    try:
+        return pymysql.connect(**args)
+    except pymysql.MySQLError as exc:
+        # The error text names user/host, never the password; mask anyway.
+        raise CommandExecutionError(f"cannot connect to database "
+                                    f"{args['database']}: {_mask(exc)}") from None
+
+
+def computes():
+    """{"registered": [...], "mapped": [...]}: compute hosts known to the cell
+    database (compute_nodes) and hosts with a mapping in the API database."""
+    if pymysql is None:
+        raise CommandExecutionError("nova_manage.computes needs the pymysql library")
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    parser.read(_opt("config"))
+    urls = {}
+    for section in ("database", "api_database"):
+        if not parser.has_option(section, "connection"):
+            raise CommandExecutionError(f"{_opt('config')} has no [{section}] connection")
+        urls[section] = parser.get(section, "connection")
+    out = {}
+    for key, section, query in (
+            ("registered", "database",
+             "SELECT DISTINCT host FROM compute_nodes WHERE deleted = 0"),
+            ("mapped", "api_database", "SELECT DISTINCT host FROM host_mappings")):
+        conn = _connect(urls[section])
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query)
+                out[key] = sorted(row[0] for row in cur.fetchall() if row[0])
+        finally:
+            conn.close()
+    return out

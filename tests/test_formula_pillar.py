@@ -1,0 +1,228 @@
+"""Pillar validation: bad values fail the real run with the key named and
+nothing changed; pillar.example validates and documents every key; the URL
+helpers encode any password. The checks of the validator itself are also
+exercised in-process (fast), the run-level behaviour through salt-call."""
+import importlib.util
+import os
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+from hypothesis import given, settings, strategies as st
+
+from formula_support import GRAINS, SECRETS, merge, pillar
+from harness import REPO
+
+
+def _load_module():
+    spec = importlib.util.spec_from_file_location(
+        "nova_formula", os.path.join(REPO, "_modules", "nova_formula.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.__opts__ = {"id": "ctl1"}
+    mod.__grains__ = {"id": "ctl1", "ipv4": ["127.0.0.1", "10.9.8.7"]}
+    return mod
+
+
+nf = _load_module()
+
+
+def _layers():
+    with open(os.path.join(REPO, "nova", "parameters", "defaults.yaml")) as fh:
+        defaults = yaml.safe_load(fh)
+    with open(os.path.join(REPO, "nova", "parameters", "releasemap.yaml")) as fh:
+        releasemap = yaml.safe_load(fh)
+    with open(os.path.join(REPO, "nova", "parameters", "osfamilymap.yaml")) as fh:
+        osmap = yaml.safe_load(fh)
+    return defaults, osmap, releasemap
+
+
+def merged(raw, family="Debian"):
+    """The same four layers as map.jinja, in the same order."""
+    defaults, osmap, releasemap = _layers()
+    rel = releasemap["releases"].get(str(raw.get("release", defaults["release"])), {})
+    out = defaults
+    for layer in (osmap[family], releasemap["dialects"].get(rel.get("dialect"), {}), rel, raw):
+        out = merge(out, layer)
+    return out, list(releasemap["releases"])
+
+
+def errors(raw):
+    nova, releases = merged(raw)
+    return nf.validate(nova, raw, releases)
+
+
+BAD = [
+    # (what the operator got wrong, pillar change, key named in the message)
+    ("missing password", {"database": {"password": None}}, "nova:database:password"),
+    ("malformed URL", {"identity": {"auth_url": "controller:5000"}}, "nova:identity:auth_url"),
+    ("unknown role", {"roles": ["api", "compute", "cert"]}, "nova:roles"),
+    ("non-numeric ratio", {"compute": {"cpu_allocation_ratio": "lots"}},
+     "nova:compute:cpu_allocation_ratio"),
+    ("port out of range", {"messaging": {"port": 70000}}, "nova:messaging:port"),
+    ("unknown release", {"release": "queens"}, "nova:release"),
+]
+
+
+def test_valid_pillar_has_no_errors():
+    assert errors(pillar()["nova"]) == []
+    assert errors(pillar("icehouse")["nova"]) == []
+
+
+@pytest.mark.parametrize("what,change,key", BAD, ids=[b[0] for b in BAD])
+def test_each_bad_value_is_named(what, change, key):
+    raw = merge(pillar()["nova"], change)
+    errs = errors(raw)
+    assert len(errs) == 1, errs
+    assert errs[0].startswith(key + ":"), errs
+
+
+@pytest.mark.parametrize("change,key", [
+    ({"messaging": {"password": None}}, "nova:messaging:password"),
+    ({"identity": {"password": None}}, "nova:identity:password"),
+    ({"placement": {"password": None}}, "nova:placement:password"),
+    ({"network": {"neutron": {"password": None}}}, "nova:network:neutron:password"),
+    ({"network": {"neutron": {"metadata_secret": None}}}, "nova:network:neutron:metadata_secret"),
+    ({"network": {"neutron": {"url": "http://bad host:9696/"}}}, "nova:network:neutron:url"),
+    ({"identity": {"endpoints": {"public": "http://h:99999/v2.1"}}},
+     "nova:identity:endpoints:public"),
+    ({"glance": {"api_servers": ["ftp://glance"]}}, "nova:glance:api_servers"),
+    ({"compute": {"ram_allocation_ratio": True}}, "nova:compute:ram_allocation_ratio"),
+    ({"compute": {"reserved_host_memory_mb": -1}}, "nova:compute:reserved_host_memory_mb"),
+    ({"database": {"port": 0}}, "nova:database:port"),
+    ({"firewall": {"vnc_ports": "5999:5900"}}, "nova:firewall:vnc_ports"),
+    ({"firewall": {"api_port": "http"}}, "nova:firewall:api_port"),
+    ({"network": {"plugin": "calico"}}, "nova:network:plugin"),
+    ({"network": {"type": "nova-network"}}, "nova:network:type"),
+    ({"roles": "compute"}, "nova:roles"),
+    ({"database": {"paswsord": "x"}}, "nova:database:paswsord"),
+    ({"role": ["compute"]}, "nova:role"),
+    ({"config": {"nova.cfg": {}}}, "nova:config"),
+    ({"api": {"ssl": {"enabled": True}}}, "nova:api:ssl:cert_file"),
+    ({"fleet": {"sync_conductor": "ctl1"}, "roles": ["api"]}, "nova:fleet:sync_conductor"),
+    ({"manage": {"services": "no"}}, "nova:manage:services"),
+])
+def test_more_bad_values_are_named(change, key):
+    errs = errors(merge(pillar()["nova"], change))
+    assert errs and errs[0].split(": ")[0] == key, errs
+
+
+def test_secret_values_never_quoted_in_messages():
+    errs = errors(merge(pillar()["nova"], {"database": {"password": 123456789},
+                                           "messaging": {"password": ["hunter2"]}}))
+    assert len(errs) == 2
+    assert not any("123456789" in e or "hunter2" in e for e in errs)
+
+
+def test_required_secrets_depend_on_roles():
+    compute_only = merge(pillar(roles=["compute"])["nova"], {"fleet": {"controllers": ["ctl9"]}})
+    compute_only["database"]["password"] = None
+    assert errors(compute_only) == []
+    nothing = {"release": "zed", "roles": [], "fleet": {"controllers": ["ctl9"]}}
+    assert errors(nothing) == []
+
+
+def test_pillar_example_validates_and_documents_every_key():
+    with open(os.path.join(REPO, "pillar.example")) as fh:
+        example = yaml.safe_load(fh)["nova"]
+    assert errors(example) == []
+    schema = nf.schema()
+
+    def leaves(data, prefix="nova"):
+        for key, value in data.items():
+            path = f"{prefix}:{key}"
+            if isinstance(value, dict) and path not in schema:
+                yield from leaves(value, path)
+            else:
+                yield path
+
+    assert set(leaves(example)) == set(schema)
+    # every key is commented: on its line, just above it, or at its parent
+    lines = open(os.path.join(REPO, "pillar.example")).read().splitlines()
+    stack = []  # (indent, commented) of the enclosing mapping headers
+    undocumented = []
+    for i, line in enumerate(lines):
+        body = line.split("#")[0].rstrip()
+        if not body.strip() or body.strip().startswith("-"):
+            continue
+        indent = len(body) - len(body.lstrip())
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        commented = "#" in line or (i and lines[i - 1].strip().startswith("#"))
+        if not (commented or any(c for _, c in stack)):
+            undocumented.append(line.strip())
+        if body.endswith(":"):
+            stack.append((indent, commented and indent > 0))
+    assert not undocumented, undocumented
+
+
+def test_docs_pillar_reference_matches_the_validator():
+    with open(os.path.join(REPO, "docs", "formula.md")) as fh:
+        doc = fh.read()
+    missing = [key for key in nf.schema() if f"`{key}`" not in doc]
+    assert not missing, f"docs/formula.md lacks: {missing}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(user=st.text(min_size=1, max_size=20), password=st.text(min_size=1, max_size=40),
+       vhost=st.text(max_size=10))
+def test_url_round_trips_any_credentials(user, password, vhost):
+    nova = {"messaging": {"host": "mq", "port": 5672, "user": user, "password": password,
+                          "virtual_host": vhost or "/"}}
+    parts = urlsplit(nf.transport_url(nova))
+    assert parts.scheme == "rabbit" and parts.hostname == "mq" and parts.port == 5672
+    assert unquote(parts.username) == user and unquote(parts.password) == password
+    path = unquote(parts.path[1:])
+    assert path == ("" if (vhost or "/") == "/" else vhost)
+
+
+def test_db_url_ipv6_and_query():
+    nova = {"database": {"driver": "mysql+pymysql", "host": "fd00::5", "port": 3306,
+                         "user": "nova", "password": "a b", "name": "nova",
+                         "api_name": "nova_api", "query": {"charset": "utf8"}}}
+    assert nf.db_url(nova, "api") == "mysql+pymysql://nova:a%20b@[fd00::5]:3306/nova_api?charset=utf8"
+
+
+def test_mask_hides_secrets_and_url_passwords():
+    text = "failed: mysql+pymysql://nova:p%40ss@db/nova and p@ss and rabbit://u:x@h/"
+    out = nf.mask(text, ["p@ss"])
+    assert "p@ss" not in out and "p%40ss" not in out and ":x@" not in out
+    assert "********" in out
+
+
+# ------------------------------------------------------------ the real run
+
+@pytest.fixture
+def nova_conf(tmp_path):
+    path = tmp_path / "nova.conf"
+    path.write_text("[DEFAULT]\nmy_ip = 192.0.2.2\n[database]\n")
+    return path
+
+
+@pytest.mark.parametrize("what,change,key", BAD, ids=[b[0] for b in BAD])
+def test_bad_pillar_fails_the_run_and_changes_nothing(make_salt_call, nova_conf, what, change, key):
+    sc = make_salt_call(minion_id="ctl1", grains=GRAINS["debian12"])
+    # Everything real would run on a valid pillar (modulo the config path).
+    data = pillar(lookup={"files": {"nova_conf": str(nova_conf), "api_paste": None,
+                                    "compute_conf": None}, "group": "root"})
+    data["nova"] = merge(data["nova"], change)
+    sc.set_pillar(data)
+    before = nova_conf.read_bytes(), os.stat(nova_conf).st_mode
+    run = sc.apply("nova")
+    assert run.returncode != 0
+    assert list(run.states) == ["nova-pillar-valid"], list(run.states)
+    comment = run["nova-pillar-valid"]["comment"]
+    assert run["nova-pillar-valid"]["result"] is False
+    assert f"\n{key}: " in comment, comment
+    assert "Traceback" not in comment and SECRETS["database"] not in comment
+    assert (nova_conf.read_bytes(), os.stat(nova_conf).st_mode) == before
+
+
+def test_pillar_example_renders_through_salt(make_salt_call):
+    sc = make_salt_call(minion_id="ctl1", grains=GRAINS["rocky9"])
+    with open(os.path.join(REPO, "pillar.example")) as fh:
+        sc.set_pillar(yaml.safe_load(fh))
+    code, data, proc = sc.run("state.show_sls", "nova")
+    assert code == 0 and isinstance(data, dict), proc.stdout + proc.stderr
+    valid = data["nova-pillar-valid"]["test"]
+    assert "succeed_without_changes" in valid

@@ -1,0 +1,474 @@
+"""Render tests: the real ``salt-call --local state.show_sls`` of the formula,
+with the grains of RHEL 7, Rocky 9 and Debian 12, for a legacy and a current
+release and for all-in-one, controller-only and compute-only minions.
+
+They read the rendered highstate data: which states exist, their order and
+requisites, and the INI sections handed to the INI engine per file."""
+import json
+from urllib.parse import quote, unquote, urlsplit
+
+import pytest
+
+from formula_support import (ALL_IN_ONE, CONTROLLER, DB_PASSWORD, GRAINS, SECRETS,
+                             dumps, pillar, render)
+
+PKG = {"RedHat": "openstack-nova-", "Debian": "nova-"}
+IPTABLES = {"RedHat": "/etc/sysconfig/iptables", "Debian": "/etc/iptables/rules.v4"}
+
+
+@pytest.fixture
+def minion(make_salt_call):
+    def make(platform="debian12", minion_id="ctl1"):
+        return make_salt_call(minion_id=minion_id, grains=GRAINS[platform])
+    return make
+
+
+def ini(states, fid="nova_conf"):
+    return states[f"nova-config-{fid}"][1]["sections"]
+
+
+def test_static_grains_override_the_platform(minion):
+    sc = minion("rhel7")
+    code, data, _ = sc.run("grains.item", "os_family", "os", "osmajorrelease")
+    assert code == 0
+    assert data == {"os_family": "RedHat", "os": "RedHat", "osmajorrelease": 7}
+
+
+@pytest.mark.parametrize("platform", sorted(GRAINS))
+@pytest.mark.parametrize("release", ["icehouse", "zed"])
+def test_all_in_one(minion, platform, release):
+    sc = minion(platform)
+    family = GRAINS[platform]["os_family"]
+    states = render(sc, pillar(release))
+    legacy = release == "icehouse"
+
+    # 8.2.1 packages named per OS family
+    fun, args = states["nova-packages"]
+    assert fun == "pkg.installed"
+    assert args["pkgs"] == [PKG[family] + r for r in ALL_IN_ONE]
+
+    conf = ini(states)
+    d = conf["DEFAULT"]
+    # 8.2.10 / 8.2.11 guide defaults
+    assert (d["cpu_allocation_ratio"], d["ram_allocation_ratio"]) == (16.0, 1.5)
+    assert (d["reserved_host_memory_mb"], d["reserved_host_disk_mb"]) == (512, 0)
+    assert d["my_ip"] == "10.1.2.3"
+    args = states["nova-config-nova_conf"][1]
+    assert (args["mode"], args["user"], args["group"]) == ("0640", "root", "nova")
+    assert args["name"] == "/etc/nova/nova.conf"
+
+    if legacy:
+        # 8.2.3 / 8.2.5 / 8.2.8 / 8.2.12 in the guide's own names
+        assert d["sql_connection"].startswith("mysql://nova:")
+        assert (d["rpc_backend"], d["rabbit_host"], d["rabbit_port"]) == \
+            ("rabbit", "mq.example.org", 5672)
+        assert (d["rabbit_userid"], d["rabbit_virtual_host"]) == ("nova", "/")
+        assert d["rabbit_password"] == SECRETS["messaging"]
+        assert d["auth_strategy"] == "keystone"
+        assert d["network_api_class"] == "nova.network.neutronv2.api.API"
+        assert d["security_group_api"] == "neutron"
+        assert d["firewall_driver"] == "nova.virt.firewall.NoopFirewallDriver"
+        assert d["tcp_keepidle"] == 600
+        assert conf["neutron"]["url"] == "http://controller:9696/"
+        assert conf["neutron"]["admin_auth_url"] == "http://controller:35357/v2.0"
+        assert conf["neutron"]["admin_tenant_name"] == "services"
+        assert conf["neutron"]["metadata_proxy_shared_secret"] == SECRETS["metadata"]
+        assert conf["neutron"]["service_metadata_proxy"] is True
+        assert conf["libvirt"]["vif_driver"] == "nova.virt.libvirt.vif.LibvirtGenericVIFDriver"
+        paste = ini(states, "api_paste")["filter:authtoken"]
+        assert paste == {"auth_host": "controller", "admin_tenant_name": "services",
+                         "admin_user": "compute", "admin_password": SECRETS["identity"]}
+        assert "transport_url" not in d and "database" not in conf
+        assert ["nova-db-sync"] == [s for s in states if "sync" in s]
+        assert states["nova-network-dead"][0] == "service.dead"
+        assert states["nova-keystone-endpoints"][1]["public"] == \
+            "http://controller:8774/v2/%(tenant_id)s"
+        assert states["nova-keystone-user"][1]["name"] == "compute"
+    else:
+        assert conf["database"]["connection"].startswith("mysql+pymysql://nova:")
+        assert conf["database"]["connection"].endswith("@db.example.org:3306/nova")
+        assert conf["api_database"]["connection"].endswith("@db.example.org:3306/nova_api")
+        assert d["transport_url"].startswith("rabbit://nova:")
+        assert conf["api"]["auth_strategy"] == "keystone"
+        assert conf["wsgi"]["tcp_keepidle"] == 600
+        ks = conf["keystone_authtoken"]
+        assert (ks["auth_type"], ks["username"], ks["project_name"]) == \
+            ("password", "nova", "service")
+        assert ks["password"] == SECRETS["identity"]
+        assert conf["placement"]["username"] == "placement"
+        assert conf["placement"]["password"] == SECRETS["placement"]
+        assert conf["neutron"]["metadata_proxy_shared_secret"] == SECRETS["metadata"]
+        assert "sql_connection" not in d and "rabbit_host" not in d
+        assert "network_api_class" not in d and "api_paste" not in [
+            s[len("nova-config-"):] for s in states if s.startswith("nova-config-")]
+        assert [s for s in states if s.endswith("sync") or s.startswith("nova-cell")] == [
+            "nova-api-db-sync", "nova-cell0-mapped", "nova-cell1-present", "nova-db-sync"]
+        assert states["nova-cell1-present"][1]["name"] == "cell1"
+        assert "nova-network-dead" not in states
+        assert states["nova-discover-hosts"][0] == "nova_manage.hosts_discovered"
+        assert {"sls": "nova.service"} in states["nova-discover-hosts"][1]["require"]
+        assert states["nova-db-nova_cell0"][0] == "openstack_db.database_present"
+
+    # 8.2.6 firewall: both ports, first in the chain, saved where the OS keeps them
+    for sid, port in (("nova-firewall-vnc", "5900:5999"), ("nova-firewall-api", "8774")):
+        fun, args = states[sid]
+        assert fun == "iptables.insert"
+        assert (args["dports"], args["position"], args["jump"]) == (port, 1, "ACCEPT")
+        assert args["save"] == IPTABLES[family]
+    # 8.2.12.2 sysctl keys of the guide
+    assert {s for s in states if s.startswith("nova-sysctl-")} == {
+        "nova-sysctl-net.ipv4.conf.all.rp_filter", "nova-sysctl-net.ipv4.conf.default.rp_filter",
+        "nova-sysctl-net.bridge.bridge-nf-call-arptables",
+        "nova-sysctl-net.bridge.bridge-nf-call-iptables",
+        "nova-sysctl-net.bridge.bridge-nf-call-ip6tables"}
+    # 8.2.14 services in the guide's order, after the DB sync
+    services = [s for s in states if s.startswith("nova-service-")]
+    assert services == ["nova-service-" + s for s in
+                        ("messagebus", "libvirt", "api", "scheduler", "conductor", "compute")]
+    assert states["nova-service-api"][1]["name"] == PKG[family] + "api"
+    assert {"sls": "nova.db_sync"} in states["nova-service-conductor"][1]["require"]
+    assert states["nova-service-scheduler"][1]["require"][1] == "nova-service-api"
+    # 8.2.2 / 8.2.4 one-off jobs: this lone conductor owns them
+    assert states["nova-db-user-%"][1]["password"] == DB_PASSWORD
+    assert states["nova-keystone-role-grant"][1]["name"] == "admin"
+
+
+def _assert_no_db_url(states):
+    text = dumps(states)
+    assert "mysql" not in text
+    for form in (DB_PASSWORD, json.dumps(DB_PASSWORD)[1:-1], "d%40b"):
+        assert form not in text
+
+
+@pytest.mark.parametrize("platform,release", [("debian12", "zed"), ("rhel7", "icehouse"),
+                                              ("rocky9", "2024.1")])
+def test_compute_only_holds_no_database_url(minion, platform, release):
+    sc = minion(platform, minion_id="cmp1")
+    fleet = {"fleet": {"controllers": ["ctl1"], "computes": ["cmp1"]}}
+    states = render(sc, pillar(release, ["compute"], **fleet))
+    _assert_no_db_url(states)
+    conf = ini(states)
+    # a packaged or leftover URL is removed, never written
+    assert conf["DEFAULT"]["sql_connection"] is None
+    assert conf["database"]["connection"] is None
+    assert conf["api_database"]["connection"] is None
+    assert not [s for s in states if "sync" in s or s.startswith(("nova-db", "nova-keystone"))]
+    assert "nova-discover-hosts" not in states
+    assert [s for s in states if s.startswith("nova-service-")] == [
+        "nova-service-messagebus", "nova-service-libvirt", "nova-service-compute"]
+    assert "nova-firewall-api" not in states and "nova-firewall-vnc" in states
+    assert states["nova-packages"][1]["pkgs"] == [PKG[GRAINS[platform]["os_family"]] + "compute"]
+
+
+def test_compute_only_needs_no_database_password(minion):
+    sc = minion("debian12", minion_id="cmp1")
+    data = pillar("zed", ["compute"], fleet={"controllers": ["ctl1"]},
+                  lookup={"services": {"messagebus": None}})
+    del data["nova"]["database"]["password"]
+    states = render(sc, data)
+    assert states["nova-pillar-valid"][0] == "test.succeed_without_changes"
+    _assert_no_db_url(states)
+    # a service the OS lacks (lookup name null) is not managed
+    assert [s for s in states if s.startswith("nova-service-")] == [
+        "nova-service-libvirt", "nova-service-compute"]
+
+
+def test_controller_only(minion):
+    states = render(minion("rocky9"), pillar("zed", CONTROLLER))
+    assert "nova-service-compute" not in states and "nova-service-libvirt" not in states
+    assert not [s for s in states if s.startswith("nova-sysctl-")]
+    assert "nova-firewall-vnc" not in states and "nova-firewall-api" in states
+    conf = ini(states)
+    assert conf["database"]["connection"].startswith("mysql+pymysql://")
+    assert "reserved_host_memory_mb" not in conf["DEFAULT"]
+    assert conf["DEFAULT"]["cpu_allocation_ratio"] == 16.0  # the scheduler reads it
+    assert "nova-db-sync" in states
+
+
+def test_passwords_are_url_encoded_and_round_trip(minion):
+    states = render(minion(), pillar("zed"))
+    conf = ini(states)
+    for url, user, password, host in (
+            (conf["database"]["connection"], "nova", SECRETS["database"], "db.example.org"),
+            (conf["DEFAULT"]["transport_url"], "nova", SECRETS["messaging"], "mq.example.org")):
+        parts = urlsplit(url)
+        assert (unquote(parts.username), unquote(parts.password)) == (user, password)
+        assert parts.hostname == host
+    legacy = ini(render(minion(), pillar("juno")))
+    parts = urlsplit(legacy["DEFAULT"]["sql_connection"])
+    assert unquote(parts.password) == SECRETS["database"] and parts.path == "/nova"
+
+
+def test_vhost_and_query_in_urls(minion):
+    states = render(minion(), pillar("zed", messaging={"virtual_host": "open/stack"},
+                                     database={"query": {"charset": "utf8"}}))
+    conf = ini(states)
+    assert conf["DEFAULT"]["transport_url"].endswith("@mq.example.org:5672/open%2Fstack")
+    assert conf["database"]["connection"].endswith("/nova?charset=utf8")
+
+
+def test_debian_placeholders_are_set_and_compute_driver_in_both_files(minion):
+    states = render(minion("debian12"), pillar("zed", compute={"driver": "fake.FakeDriver"}))
+    conf = ini(states)
+    assert conf["DEFAULT"]["my_ip"] == "10.1.2.3"
+    assert conf["placement"]["username"] == "placement"
+    assert conf["DEFAULT"]["compute_driver"] == "fake.FakeDriver"
+    compute = states["nova-config-compute_conf"][1]
+    assert compute["name"] == "/etc/nova/nova-compute.conf"
+    assert compute["sections"] == {"DEFAULT": {"compute_driver": "fake.FakeDriver"}}
+    assert (compute["mode"], compute["group"]) == ("0640", "nova")
+    # nova-compute reads both files; the other services only nova.conf
+    assert states["nova-service-compute"][1]["watch"] == [
+        "nova-config-nova_conf", "nova-config-compute_conf"]
+    assert states["nova-service-conductor"][1]["watch"] == ["nova-config-nova_conf"]
+    # the fake driver needs no libvirtd
+    assert "nova-service-libvirt" not in states
+    assert states["nova-service-compute"][1]["require"][1] == "nova-service-conductor"
+    # RDO ships no nova-compute.conf: nothing to manage there
+    rhel = render(minion("rocky9"), pillar("zed", compute={"driver": "fake.FakeDriver"}))
+    assert "nova-config-compute_conf" not in rhel
+    assert rhel["nova-service-compute"][1]["watch"] == ["nova-config-nova_conf"]
+
+
+@pytest.mark.parametrize("plugin,driver", [
+    ("generic", "LibvirtGenericVIFDriver"), ("ovs", "LibvirtHybridOVSBridgeDriver"),
+    ("linuxbridge", "LibvirtGenericVIFDriver")])
+def test_vif_driver_and_qemu_conf_follow_the_plugin(minion, plugin, driver):
+    states = render(minion("rhel7"), pillar("icehouse", network={"plugin": plugin}))
+    assert ini(states)["libvirt"]["vif_driver"] == "nova.virt.libvirt.vif." + driver
+    qemu = {s: a for s, (f, a) in states.items() if s.startswith("nova-libvirt-qemu-")}
+    if plugin != "linuxbridge":
+        assert not qemu
+        return
+    assert {a["repl"] for a in qemu.values()} == {
+        'user = "root"', 'group = "root"',
+        'cgroup_device_acl = ["/dev/null", "/dev/full", "/dev/zero", "/dev/random", '
+        '"/dev/urandom", "/dev/ptmx", "/dev/kvm", "/dev/kqemu", "/dev/rtc", "/dev/hpet", '
+        '"/dev/net/tun"]'}
+    assert all(a["name"] == "/etc/libvirt/qemu.conf" for a in qemu.values())
+    assert states["nova-service-libvirt"][1]["watch"] == [{"sls": "nova.libvirt"}]
+
+
+def test_raw_overrides_win_and_can_remove(minion):
+    states = render(minion(), pillar("zed", config={
+        "nova.conf": {"DEFAULT": {"debug": True, "cpu_allocation_ratio": 4.0},
+                      "vnc": {"enabled": False, "novncproxy_base_url": None}},
+        "api-paste.ini": {"composite:osapi_compute": {"/v2.1": "oscomputeversion_v2"}}},
+        secret_keys=["novncproxy_base_url"]))
+    conf = ini(states)
+    assert conf["DEFAULT"]["debug"] is True and conf["DEFAULT"]["cpu_allocation_ratio"] == 4.0
+    assert conf["vnc"] == {"enabled": False, "novncproxy_base_url": None}
+    assert ini(states, "api_paste") == {"composite:osapi_compute": {"/v2.1": "oscomputeversion_v2"}}
+    assert "novncproxy_base_url" in states["nova-config-nova_conf"][1]["secret_keys"]
+    # api reads api-paste.ini, so it now watches it
+    assert "nova-config-api_paste" in states["nova-service-api"][1]["watch"]
+
+
+def test_api_ssl_options(minion):
+    ssl = {"enabled": True, "ca_file": "/etc/pki/ca.pem", "cert_file": "/etc/pki/c.pem",
+           "key_file": "/etc/pki/k.pem"}
+    legacy = ini(render(minion(), pillar("icehouse", api={"ssl": ssl, "tcp_keepidle": 300},
+                                        messaging={"ssl": {"enabled": True,
+                                                           "ca_file": "/etc/pki/mq.pem"}})))
+    assert legacy["DEFAULT"]["enabled_ssl_apis"] == "osapi_compute"
+    assert legacy["DEFAULT"]["ssl_cert_file"] == "/etc/pki/c.pem"
+    assert legacy["DEFAULT"]["tcp_keepidle"] == 300
+    assert legacy["DEFAULT"]["rabbit_use_ssl"] is True
+    assert legacy["DEFAULT"]["kombu_ssl_ca_certs"] == "/etc/pki/mq.pem"
+    states = render(minion(), pillar("zed", api={"ssl": ssl}, messaging={"ssl": {"enabled": True}},
+                                     sysctl={"net.bridge.bridge-nf-call-nonexistent": 1}))
+    current = ini(states)
+    assert current["wsgi"]["ssl_key_file"] == "/etc/pki/k.pem"
+    assert current["oslo_messaging_rabbit"] == {"ssl": True}
+    # a sysctl key the kernel lacks: a clear failure for that key, no crash
+    fun, args = states["nova-sysctl-net.bridge.bridge-nf-call-nonexistent"]
+    assert fun == "test.fail_without_changes"
+    assert "no net.bridge.bridge-nf-call-nonexistent" in args["comment"]
+    assert "br_netfilter" in args["comment"]
+    assert states["nova-sysctl-net.ipv4.conf.all.rp_filter"][0] == "sysctl.present"
+
+
+def test_one_sync_conductor_chosen_from_pillar(minion):
+    fleet = {"controllers": ["ctl2", "ctl1"], "computes": ["cmp1"]}
+    first = render(minion(minion_id="ctl1"), pillar("zed", CONTROLLER, fleet=fleet))
+    other = render(minion(minion_id="ctl2"), pillar("zed", CONTROLLER, fleet=fleet))
+    assert "nova-db-sync" in first and "nova-db-nova" in first and "nova-keystone-user" in first
+    assert "nova-discover-hosts" in first
+    for sid in ("nova-db-sync", "nova-api-db-sync", "nova-db-nova", "nova-keystone-user",
+                "nova-discover-hosts"):
+        assert sid not in other
+    assert {"sls": "nova.db_sync"} not in other["nova-service-api"][1]["require"]
+    # named explicitly, and DB / Keystone jobs moved to other minions
+    named = dict(fleet, sync_conductor="ctl2", database="db1", identity="ks1")
+    ctl2 = render(minion(minion_id="ctl2"), pillar("zed", CONTROLLER, fleet=named))
+    assert "nova-db-sync" in ctl2 and "nova-db-nova" not in ctl2 and "nova-keystone-user" not in ctl2
+    db1 = render(minion(minion_id="db1"), pillar("zed", [], fleet=named))
+    assert [s for s in db1 if s.startswith("nova-db-")][:3] == [
+        "nova-db-nova", "nova-db-nova_api", "nova-db-nova_cell0"]
+    assert not [s for s in db1 if s.startswith(("nova-config", "nova-service", "nova-keystone"))]
+
+
+def test_manage_flags_stub_heavy_states_with_same_ids(minion):
+    real = render(minion(), pillar("zed"))
+    manage = {k: False for k in ("packages", "database", "identity", "firewall", "sysctl",
+                                 "libvirt", "nova_network", "db_sync", "services", "discover")}
+    stubbed = render(minion(), pillar("zed", manage=manage))
+    assert set(real) == set(stubbed)
+    heavy = [s for s in real if not s.startswith(("nova-config-", "nova-pillar"))]
+    assert heavy
+    for sid in heavy:
+        assert stubbed[sid][0] == "test.succeed_without_changes", sid
+        assert stubbed[sid][1].get("require") == real[sid][1].get("require")
+    assert stubbed["nova-config-nova_conf"][0] == "openstack_ini.options_present"
+
+
+def test_orchestrate_renders_targets_from_pillar(minion):
+    sc = minion()
+    fleet = {"controllers": ["ctl-b", "ctl-a"], "computes": ["cmp1", "cmp2", "cmp3"],
+             "batch": 2, "database": "db1"}
+    states = render(sc, pillar("zed", [], fleet=fleet), sls="nova.orch.deploy")
+    order = ["nova-orch-sync-modules", "nova-orch-database", "nova-orch-identity",
+             "nova-orch-config", "nova-orch-db-sync", "nova-orch-controllers",
+             "nova-orch-computes", "nova-orch-discover"]
+    assert list(states) == order
+    for before, after in zip(order, order[1:]):
+        assert states[after][1]["require"] == [before]
+        assert states[after][1]["failhard"] is True
+    assert states["nova-orch-sync-modules"][1]["name"] == "saltutil.sync_all"
+    assert sorted(states["nova-orch-sync-modules"][1]["tgt"]) == [
+        "cmp1", "cmp2", "cmp3", "ctl-a", "ctl-b", "db1"]
+    assert states["nova-orch-database"][1]["tgt"] == "db1"
+    assert states["nova-orch-identity"][1]["tgt"] == "ctl-a"
+    assert states["nova-orch-db-sync"][1]["tgt"] == "ctl-a"
+    assert states["nova-orch-db-sync"][1]["sls"] == "nova.db_sync"
+    assert states["nova-orch-computes"][1]["batch"] == 2
+    assert states["nova-orch-discover"][1]["pillar"] == {
+        "nova": {"fleet": {"discover": {"expect": 3}}}}
+
+
+def test_orchestrate_without_fleet_fails_clearly(minion):
+    states = render(minion(), pillar("zed", []), sls="nova.orch.deploy")
+    assert list(states) == ["nova-orch-fleet"]
+    assert states["nova-orch-fleet"][0] == "test.fail_without_changes"
+
+
+# ------------------------------------------------------------ applying
+
+NOVA_CONF = ("[DEFAULT]\n# The IP address of this host\n#my_ip = <host_ipv4>\nmy_ip = 192.0.2.2\n"
+             "\n[database]\n#connection = <None>\n\n[placement]\nusername =\n")
+
+
+@pytest.fixture
+def aio_files(tmp_path):
+    files = {"nova_conf": tmp_path / "nova.conf", "api_paste": tmp_path / "api-paste.ini",
+             "compute_conf": tmp_path / "nova-compute.conf"}
+    files["nova_conf"].write_text(NOVA_CONF)
+    files["api_paste"].write_text("[filter:authtoken]\npaste.filter_factory = x:y\n")
+    files["compute_conf"].write_text("[DEFAULT]\ncompute_driver = libvirt.LibvirtDriver\n")
+    return files
+
+
+@pytest.fixture
+def scratch_db():
+    import uuid
+
+    import pymysql
+    prefix = "novafr_" + uuid.uuid4().hex[:6]
+    yield prefix
+    conn = pymysql.connect(unix_socket="/run/mysqld/mysqld.sock", user="root")
+    try:
+        with conn.cursor() as cur:
+            for name in (prefix, prefix + "_api", prefix + "_cell0"):
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(f"DROP USER IF EXISTS '{prefix}'@'localhost'")
+    finally:
+        conn.close()
+
+
+def test_apply_all_in_one_converges_then_changes_nothing(minion, aio_files, scratch_db):
+    """state.apply nova for real: databases in the local MariaDB and the INI
+    engine on copies of the config files; the heavy OpenStack states stubbed."""
+    import os
+    import stat
+    sc = minion("debian12")
+    stub = {k: False for k in ("packages", "identity", "firewall", "sysctl", "libvirt",
+                               "nova_network", "db_sync", "services", "discover")}
+    data = pillar("zed", manage=stub, compute={"driver": "fake.FakeDriver"},
+                  database={"host": "127.0.0.1", "user": scratch_db, "name": scratch_db,
+                            "api_name": scratch_db + "_api", "grant_hosts": ["localhost"],
+                            "admin": {"unix_socket": "/run/mysqld/mysqld.sock", "user": "root"}},
+                  lookup={"group": "root", "files": {k: str(v) for k, v in aio_files.items()}})
+    sc.set_pillar(data)
+    first = sc.apply("nova").assert_ok()
+    assert first["nova-config-nova_conf"]["changes"]
+    assert first["nova-db-" + scratch_db]["changes"]
+    assert first["nova-config-compute_conf"]["changes"]
+    conf = aio_files["nova_conf"].read_text()
+    assert [ln for ln in conf.splitlines() if ln.startswith("my_ip")] == ["my_ip = 10.1.2.3"]
+    assert "connection = mysql+pymysql://" + scratch_db in conf
+    placement = conf.split("[placement]")[1].split("\n[")[0]
+    assert [ln for ln in placement.splitlines() if ln.startswith("username")] == [
+        "username = placement"]
+    assert "compute_driver = fake.FakeDriver" in aio_files["compute_conf"].read_text()
+    for path in aio_files.values():
+        if path.name != "api-paste.ini":
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    output = first.proc.stdout
+    with open(sc.log_file) as fh:
+        log = fh.read()  # the minion's debug log
+    for secret in SECRETS.values():
+        for form in (secret, json.dumps(secret)[1:-1], quote(secret, safe="")):
+            assert form not in output and form not in log
+    # run order: validation, DB, config, DB sync, then the services
+    order = [s["__id__"] for s in first.ordered]
+    assert order[0] == "nova-pillar-valid"
+    assert order.index("nova-db-sync") > order.index("nova-config-nova_conf") > order.index(
+        "nova-db-" + scratch_db)
+    assert min(order.index(s) for s in order if s.startswith("nova-service-")) > order.index(
+        "nova-db-sync")
+
+    second = sc.apply("nova").assert_ok()
+    assert not second.changed, second.changed
+
+    # test=True reports the drift of a changed ratio and writes nothing
+    before = aio_files["nova_conf"].read_bytes()
+    sc.set_pillar(merge_pillar(data, {"compute": {"cpu_allocation_ratio": 4.0}}))
+    dry = sc.apply("nova", test=True)
+    assert dry["nova-config-nova_conf"]["result"] is None
+    assert aio_files["nova_conf"].read_bytes() == before
+
+
+def merge_pillar(data, extra):
+    from formula_support import merge
+    return {"nova": merge(data["nova"], extra)}
+
+
+def test_firewall_rules_before_reject_saved_and_never_duplicated(minion, tmp_path):
+    """nova.firewall for real, in a private network namespace (unshare -n) whose
+    INPUT chain already ends in a REJECT rule, applied twice."""
+    import subprocess
+
+    from harness import SALT_CALL
+    sc = minion("debian12")
+    save = tmp_path / "rules.v4"
+    sc.set_pillar(pillar("zed", lookup={"iptables_save": str(save)}))
+    apply = [SALT_CALL, "--local", "-c", sc.config_dir, "--out=json", "--retcode-passthrough",
+             "-l", "quiet", "state.apply", "nova.firewall"]
+    script = ('iptables -A INPUT -p tcp --dport 22 -j ACCEPT && iptables -A INPUT -j REJECT'
+              ' && "$@" > first.json && "$@" > second.json && iptables -S INPUT')
+    proc = subprocess.run(["unshare", "-n", "sh", "-c", script, "sh", *apply], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rules = proc.stdout.splitlines()
+    vnc = "-A INPUT -p tcp -m multiport --dports 5900:5999 -j ACCEPT"
+    api = "-A INPUT -p tcp -m multiport --dports 8774 -j ACCEPT"
+    reject = next(i for i, r in enumerate(rules) if "-j REJECT" in r)
+    assert rules.count(vnc) == 1 and rules.count(api) == 1, rules
+    assert rules.index(vnc) < reject and rules.index(api) < reject
+    first = json.loads((tmp_path / "first.json").read_text())["local"]
+    second = json.loads((tmp_path / "second.json").read_text())["local"]
+    changed = lambda run: sorted(r["__id__"] for r in run.values() if r["changes"])  # noqa: E731
+    assert changed(first) == ["nova-firewall-api", "nova-firewall-vnc"]
+    assert changed(second) == [] and all(r["result"] for r in second.values())
+    saved = save.read_text()
+    assert "--dports 5900:5999 -j ACCEPT" in saved and "--dports 8774 -j ACCEPT" in saved

@@ -1,0 +1,223 @@
+"""``salt-run state.orchestrate nova.orch.deploy`` on a real salt-master with
+two real minions (a controller and a compute), through pytest-salt-factories.
+
+No OpenStack is installed here, so the heavy states are stubbed by pillar
+flags (nova:manage:*: false): they keep their ids and requisites but run as
+no-op test states. What stays real: the master, the minions, the module sync,
+the orchestration with its requisites and batches, the config files written
+by the INI engine, and the databases created in the local MariaDB.
+
+Asserted: the order of the steps, that the DB sync ran on the chosen
+conductor only and before any service, that the compute got no database URL,
+and that a failed step stops the rollout."""
+import datetime
+import json
+import os
+import uuid
+
+import pymysql
+import pytest
+import yaml
+
+from formula_support import SECRETS
+from harness import REPO
+
+CTL, CMP = "nova-orch-ctl", "nova-orch-cmp"
+STEPS = ["nova-orch-sync-modules", "nova-orch-database", "nova-orch-identity",
+         "nova-orch-config", "nova-orch-db-sync", "nova-orch-controllers",
+         "nova-orch-computes", "nova-orch-discover"]
+STUBBED = {k: False for k in ("packages", "identity", "firewall", "sysctl", "libvirt",
+                              "nova_network", "db_sync", "services", "discover")}
+SOCKET = "/run/mysqld/mysqld.sock"
+NOVA_CONF = "[DEFAULT]\n#my_ip = <host_ipv4>\nmy_ip = 192.0.2.2\n\n[database]\n\n[placement]\nusername =\n"
+
+
+def _root_db():
+    return pymysql.connect(unix_socket=SOCKET, user="root")
+
+
+@pytest.fixture(scope="module")
+def fleet(salt_factories, tmp_path_factory):
+    """A master whose file_roots are this repo, and two minions with their
+    own pillar (common fleet data + per-minion roles and config paths)."""
+    base = tmp_path_factory.mktemp("orch")
+    prefix = "novaorch_" + uuid.uuid4().hex[:6]
+    files = {}
+    for minion in (CTL, CMP):
+        folder = base / minion
+        folder.mkdir()
+        (folder / "nova.conf").write_text(NOVA_CONF)
+        (folder / "nova-compute.conf").write_text("[DEFAULT]\ncompute_driver = libvirt.LibvirtDriver\n")
+        files[minion] = folder
+    pillar_dir = base / "pillar"
+    pillar_dir.mkdir()
+    common = {"nova": {
+        "release": "zed",
+        "my_ip": "127.0.0.1",
+        "database": {"host": "127.0.0.1", "user": prefix, "password": SECRETS["database"],
+                     "name": prefix, "api_name": prefix + "_api", "grant_hosts": ["localhost"],
+                     "admin": {"unix_socket": SOCKET, "user": "root"}},
+        "messaging": {"host": "127.0.0.1", "password": SECRETS["messaging"]},
+        "identity": {"password": SECRETS["identity"]},
+        "placement": {"password": SECRETS["placement"]},
+        "network": {"neutron": {"password": SECRETS["neutron"],
+                                "metadata_secret": SECRETS["metadata"]}},
+        "compute": {"driver": "fake.FakeDriver"},
+        "fleet": {"controllers": [CTL], "computes": [CMP], "batch": 1,
+                  "discover": {"attempts": 2, "interval": 1}},
+        "manage": STUBBED,
+    }}
+    (pillar_dir / "common.sls").write_text(yaml.safe_dump(common))
+    for minion, roles in ((CTL, ["api", "scheduler", "conductor"]), (CMP, ["compute"])):
+        own = {"nova": {"roles": roles, "lookup": {"group": "root", "files": {
+            "nova_conf": str(files[minion] / "nova.conf"), "api_paste": None,
+            "compute_conf": str(files[minion] / "nova-compute.conf")}}}}
+        (pillar_dir / f"{minion}.sls").write_text(yaml.safe_dump(own))
+    (pillar_dir / "top.sls").write_text(
+        f"base:\n  '*':\n    - common\n  '{CTL}':\n    - {CTL}\n  '{CMP}':\n    - {CMP}\n")
+    master = salt_factories.salt_master_daemon("nova-orch-master", overrides={
+        "file_roots": {"base": [REPO]},
+        "pillar_roots": {"base": [str(pillar_dir)]},
+        "open_mode": True,
+        "pillar_merge_lists": False,
+    })
+    with master.started():
+        ctl = master.salt_minion_daemon(CTL)
+        cmp_ = master.salt_minion_daemon(CMP)
+        with ctl.started(), cmp_.started():
+            yield {"master": master, "files": files, "prefix": prefix, "pillar_dir": pillar_dir}
+    conn = _root_db()
+    try:
+        with conn.cursor() as cur:
+            for name in (prefix, prefix + "_api", prefix + "_cell0"):
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(f"DROP USER IF EXISTS '{prefix}'@'localhost'")
+    finally:
+        conn.close()
+
+
+def _jid_now():
+    return datetime.datetime.now().strftime("%Y%m%d%H%M%S%f")
+
+
+def _orchestrate(master):
+    """Run the orchestrate; return (result, {step id: step return}, jobs) where
+    jobs lists the state.sls jobs it sent, oldest first, as
+    (sls, {minion: {state id: state return}}), read from the master's job cache
+    (the orchestrate's own output holds minion returns only for changes)."""
+    since = _jid_now()
+    ret = master.salt_run_cli(timeout=600).run("state.orchestrate", "nova.orch.deploy")
+    data = ret.data
+    if isinstance(data, dict) and "data" in data:
+        data = data["data"]
+    assert isinstance(data, dict), ret
+    (steps,) = data.values()
+    assert isinstance(steps, dict), ret
+    steps = {key.split("_|-")[1]: step for key, step in steps.items()}
+    listed = master.salt_run_cli(timeout=120).run("jobs.list_jobs", search_function="state.sls")
+    jobs = []
+    for jid in sorted(j for j in listed.data if j > since):
+        sls = listed.data[jid]["Arguments"][0]
+        found = master.salt_run_cli(timeout=120).run("jobs.lookup_jid", jid).data
+        jobs.append((sls, {minion: {key.split("_|-")[1]: res for key, res in states.items()}
+                           for minion, states in found.items() if isinstance(states, dict)}))
+    return ret, steps, jobs
+
+
+def test_rollout_order_and_db_sync_once(fleet):
+    ret, steps, jobs = _orchestrate(fleet["master"])
+    assert ret.returncode == 0, json.dumps(ret.data, indent=1)[-4000:]
+    ran = sorted(steps, key=lambda s: steps[s]["__run_num__"])
+    assert ran == STEPS
+    assert all(steps[s]["result"] is True for s in STEPS)
+
+    # The jobs the orchestrate sent, in the order the minions got them.
+    assert [sls for sls, _ in jobs] == [
+        "nova.database", "nova.identity", "nova.config", "nova.db_sync", "nova", "nova",
+        "nova.discover"], jobs
+    per_step = dict(zip(STEPS[1:], (job for _, job in jobs)))
+    assert set(per_step["nova-orch-config"]) == {CTL, CMP}
+    assert set(per_step["nova-orch-controllers"]) == {CTL}
+    assert set(per_step["nova-orch-computes"]) == {CMP}
+    for job in per_step.values():
+        for minion, states in job.items():
+            assert all(r["result"] is True for r in states.values()), (minion, states)
+
+    # The DB sync ran in its own step, on the chosen conductor only...
+    sync_ids = {"nova-api-db-sync", "nova-cell0-mapped", "nova-cell1-present", "nova-db-sync"}
+    assert set(per_step["nova-orch-db-sync"]) == {CTL}
+    assert sync_ids <= set(per_step["nova-orch-db-sync"][CTL])
+    # ...never anywhere on the compute...
+    for job in per_step.values():
+        assert not sync_ids & set(job.get(CMP, {}))
+    # ...and on the conductor before any service started.
+    ctl = per_step["nova-orch-controllers"][CTL]
+    last_sync = max(ctl[s]["__run_num__"] for s in sync_ids)
+    services = [s for s in ctl if s.startswith("nova-service-")]
+    assert services and min(ctl[s]["__run_num__"] for s in services) > last_sync
+    cmp_services = [s for s in per_step["nova-orch-computes"][CMP] if s.startswith("nova-service-")]
+    # fake.FakeDriver: no libvirtd to start
+    assert sorted(cmp_services) == ["nova-service-compute", "nova-service-messagebus"]
+    assert "nova-discover-hosts" in per_step["nova-orch-discover"][CTL]
+
+    # Databases were really created by the database minion (the conductor).
+    db = per_step["nova-orch-database"]
+    assert set(db) == {CTL}
+    assert db[CTL]["nova-db-" + fleet["prefix"]]["changes"]
+    conn = _root_db()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW DATABASES LIKE %s", (fleet["prefix"] + "%",))
+            names = {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+    assert names == {fleet["prefix"], fleet["prefix"] + "_api", fleet["prefix"] + "_cell0"}
+
+    # Config really written: the URL on the controller, none on the compute.
+    ctl_conf = (fleet["files"][CTL] / "nova.conf").read_text()
+    cmp_conf = (fleet["files"][CMP] / "nova.conf").read_text()
+    assert f"connection = mysql+pymysql://{fleet['prefix']}:" in ctl_conf
+    assert "mysql" not in cmp_conf and "compute_driver = fake.FakeDriver" in cmp_conf
+    # Debian's placeholder replaced in place, not duplicated
+    assert [ln for ln in cmp_conf.splitlines() if ln.startswith("my_ip")] == ["my_ip = 127.0.0.1"]
+    placement = cmp_conf.split("[placement]")[1].split("\n[")[0]
+    assert [ln for ln in placement.splitlines() if ln.startswith("username")] == [
+        "username = placement"]
+    assert "compute_driver = fake.FakeDriver" in (
+        fleet["files"][CMP] / "nova-compute.conf").read_text()
+    # No secret in any job return.
+    dump = json.dumps(jobs)
+    for secret in SECRETS.values():
+        assert secret not in dump and json.dumps(secret)[1:-1] not in dump
+
+    # A second rollout changes nothing anywhere.
+    ret2, steps2, jobs2 = _orchestrate(fleet["master"])
+    assert ret2.returncode == 0
+    assert [sls for sls, _ in jobs2] == [sls for sls, _ in jobs]
+    for sls, job in jobs2:
+        for minion, states in job.items():
+            changed = {s: r["changes"] for s, r in states.items() if r.get("changes")}
+            assert not changed, (sls, minion, changed)
+
+
+def test_failed_step_stops_the_rollout(fleet):
+    # The compute's nova.conf vanishes: the config step fails there, so the
+    # DB sync and everything after it must not run.
+    cmp_pillar = fleet["pillar_dir"] / f"{CMP}.sls"
+    saved = cmp_pillar.read_text()
+    data = yaml.safe_load(saved)
+    data["nova"]["lookup"]["files"]["nova_conf"] = str(fleet["files"][CMP] / "missing.conf")
+    cmp_pillar.write_text(yaml.safe_dump(data))
+    try:
+        ret, steps, jobs = _orchestrate(fleet["master"])
+    finally:
+        cmp_pillar.write_text(saved)
+    assert ret.returncode != 0
+    assert steps["nova-orch-config"]["result"] is False
+    for later in STEPS[STEPS.index("nova-orch-config") + 1:]:
+        if later in steps:
+            assert steps[later]["result"] is False, later
+    # the minions never got a job after the failed config step
+    assert [sls for sls, _ in jobs] == ["nova.database", "nova.identity", "nova.config"]
+    failed = jobs[-1][1][CMP]["nova-config-nova_conf"]
+    assert failed["result"] is False and "missing.conf" in failed["comment"]
