@@ -157,10 +157,10 @@ def test_pillar_example_validates_and_documents_every_key():
 
 
 def test_docs_pillar_reference_matches_the_validator():
-    with open(os.path.join(REPO, "docs", "formula.md")) as fh:
+    with open(os.path.join(REPO, "README.md")) as fh:
         doc = fh.read()
     missing = [key for key in nf.schema() if f"`{key}`" not in doc]
-    assert not missing, f"docs/formula.md lacks: {missing}"
+    assert not missing, f"README.md's pillar reference lacks: {missing}"
 
 
 @settings(max_examples=300, deadline=None)
