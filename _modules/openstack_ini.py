@@ -9,7 +9,8 @@ Parsing follows oslo.config's iniparser: a ``[section]`` header and a
 ``key = value`` (or ``key: value``) line start in column 0, a line starting
 with ``#`` or ``;`` is a comment, an indented line continues the value above.
 ``[DEFAULT]`` is an ordinary section, and section names are case-sensitive.
-Values are compared and returned verbatim (stripped), quotes included.
+Values are read as oslo.config reads them (stripped, one pair of matching
+quotes dropped) and written so that it reads back exactly what was asked.
 """
 import errno
 import fcntl
@@ -84,7 +85,7 @@ class IniDocument:
                 self.sections.append(current)
             elif current is not None:  # options before any header are not read by oslo
                 key = match.group("key").strip()
-                value = match.group("value").strip()
+                value = _unquote(match.group("value").strip())
                 cont = match.group("cont")
                 if cont:
                     value = "\n".join([value] + [c.strip() for c in cont.strip("\r\n").splitlines() if c.strip()])
@@ -139,6 +140,24 @@ class IniDocument:
 
 def _is_secret(key, secret_keys):
     return bool(SECRET_KEY_PATTERN.search(key)) or key in (secret_keys or ())
+
+
+def _unquote(value):
+    """oslo.config drops one pair of matching quotes around a value."""
+    if value and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _written(text):
+    """The text to write so that oslo.config reads back exactly ``text``.
+
+    A value oslo would change (one that starts and ends with the same quote,
+    or has edge spaces) is wrapped in one more pair of double quotes.
+    """
+    if text and ((text[0] == text[-1] and text[0] in "\"'") or text != text.strip()):
+        return f'"{text}"'
+    return text
 
 
 def _render(value):
@@ -229,7 +248,7 @@ def plan_edits(doc, wanted, secret_keys=None):
             "old": _shown(current, secret),
             "new": _shown([_render(v) for v in values], secret),
         }
-        lines = "".join(f"{key} = {_render(v)}{nl}" for v in values)
+        lines = "".join(f"{key} = {_written(_render(v))}{nl}" for v in values)
         existing = doc.options.get((section, key), [])
         if existing:
             first = existing[0]

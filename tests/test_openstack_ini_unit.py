@@ -28,6 +28,9 @@ def write(tmp_path, data, name="f.ini"):
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789.-/", min_size=1, max_size=12)
 sections_st = st.sampled_from(["DEFAULT", "database", "default", "filter:authtoken", "neutron"]) | names
 values = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=30).map(str.strip)
+# Values as pillar may give them: edge spaces and quotes included.
+raw_values = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=30) | st.sampled_from(
+    ['"pw"', "'pw'", '"', "' x '", ' lead', 'trail ', '"a" b "c"'])
 line_st = st.one_of(
     st.builds(lambda s: f"[{s}]", sections_st),
     st.builds(lambda k, v: f"{k} = {v}", names, values),
@@ -62,8 +65,8 @@ def test_any_file_round_trips_byte_for_byte(tmp_path_factory, data):
 
 
 @FUZZ
-@given(text=ini_text, section=sections_st, key=names, value=values | st.integers() | st.booleans()
-       | st.lists(values, min_size=2, max_size=3))
+@given(text=ini_text, section=sections_st, key=names, value=raw_values | st.integers() | st.booleans()
+       | st.lists(raw_values, min_size=2, max_size=3))
 def test_set_then_get_then_idempotent(tmp_path_factory, text, section, key, value):
     path = write(tmp_path_factory.mktemp("sg"), text)
     before = open(path, "rb").read()
@@ -168,6 +171,17 @@ def test_values_are_written_as_given(tmp_path):
     ini.set_options(path, {"DEFAULT": {"transport_url": value, "k": "a = b"}})
     assert ini.get_option(path, "DEFAULT", "transport_url") == value
     assert ini.get_option(path, "DEFAULT", "k") == "a = b"
+
+
+def test_quotes_and_edge_spaces_read_back_as_oslo_reads_them(tmp_path):
+    path = write(tmp_path, "[a]\nq = \"quoted\"\n")
+    assert ini.get_option(path, "a", "q") == "quoted"
+    assert ini.set_options(path, {"a": {"q": "quoted"}}) == {}  # oslo reads quoted
+    ini.set_options(path, {"a": {"pw": '"pw"', "sp": " x ", "mid": 'a"b'}})
+    text = open(path).read()
+    assert 'pw = ""pw""\n' in text and 'sp = " x "\n' in text and 'mid = a"b\n' in text
+    assert [ini.get_option(path, "a", k) for k in ("pw", "sp", "mid")] == ['"pw"', " x ", 'a"b']
+    assert ini.set_options(path, {"a": {"pw": '"pw"', "sp": " x ", "mid": 'a"b'}}) == {}
 
 
 def test_none_and_remove_options_delete_every_occurrence(tmp_path):
