@@ -69,6 +69,7 @@ SCHEMA = {
     "identity:user": ("str", "Keystone user of Nova (guide: compute)"),
     "identity:password": ("secret", "its password (required on every Nova node and on the identity minion)"),
     "identity:role": ("str", "role granted to the user in the project (admin)"),
+    "identity:service_role": ("str?", "role also granted so other services accept Nova's service tokens (keystonemiddleware service_token_roles: service); null: none"),
     "identity:memcached_servers": ("str?", "[keystone_authtoken] memcached_servers"),
     "identity:admin": ("map", "openstack_keystone auth dict with admin credentials (default: openstack_keystone:auth)"),
     "identity:cloud": ("str?", "or a clouds.yaml cloud name for those credentials"),

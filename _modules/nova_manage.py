@@ -108,8 +108,53 @@ def _run(*args):
     return res["stdout"]
 
 
+def _conf_url(section):
+    """``[section] connection`` of nova.conf, or None."""
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    parser.read(_opt("config"))
+    if parser.has_option(section, "connection"):
+        return parser.get(section, "connection")
+    return None
+
+
+def _sql(section, query):
+    """Rows of ``query`` on the database of ``[section] connection``; None
+    when the table does not exist (yet). A query costs milliseconds, where a
+    nova-manage call costs seconds of Python start-up: these reads run on
+    every apply."""
+    conn = _connect(_conf_url(section))
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query)
+            return cur.fetchall()
+    except pymysql.MySQLError as exc:
+        if exc.args and exc.args[0] == 1146:  # ER_NO_SUCH_TABLE
+            return None
+        raise CommandExecutionError(f"cannot read the [{section}] database: "
+                                    f"{_mask(exc)}") from None
+    finally:
+        conn.close()
+
+
+def _by_sql(section):
+    """Read straight from the database when nova.conf says where it is and
+    it is MySQL/MariaDB; else nova-manage answers."""
+    url = _conf_url(section)
+    return pymysql is not None and bool(url) and url.startswith("mysql")
+
+
 def version(api=False):
-    """Schema version of the API (``api=True``) or main database; None when empty."""
+    """Schema version of the API (``api=True``) or main database; None when empty.
+    Same answer as ``nova-manage (api_)db version``: the alembic revision,
+    else the legacy sqlalchemy-migrate version."""
+    section = "api_database" if api else "database"
+    if _by_sql(section):
+        for query in ("SELECT version_num FROM alembic_version",
+                      "SELECT version FROM migrate_version"):
+            rows = _sql(section, query)
+            if rows:
+                return str(rows[0][0])
+        return None
     lines = [ln.strip() for ln in _run("api_db" if api else "db", "version").splitlines()
              if ln.strip()]
     value = lines[-1] if lines else "None"
@@ -117,7 +162,14 @@ def version(api=False):
 
 
 def heads():
-    """{"main": [...], "api": [...]}: head revisions of the installed code."""
+    """{"main": [...], "api": [...]}: head revisions of the installed code
+    (cached for the run: the code does not change during it)."""
+    if "nova_manage.heads" not in __context__:
+        __context__["nova_manage.heads"] = _heads()
+    return __context__["nova_manage.heads"]
+
+
+def _heads():
     with open(shutil.which(_opt("bin")), encoding="utf-8", errors="replace") as fh:
         first = fh.readline()
     python = first[2:].strip().split()[0] if first.startswith("#!") else "python3"
@@ -141,7 +193,11 @@ def sync(api=False):
 
 
 def list_cells():
-    """Cell names, e.g. ["cell0", "cell1"] (from ``cell_v2 list_cells``)."""
+    """Cell names, e.g. ["cell0", "cell1"] (the API database's cell_mappings,
+    as ``cell_v2 list_cells`` shows them; [] before the API DB sync)."""
+    if _by_sql("api_database"):
+        rows = _sql("api_database", "SELECT name FROM cell_mappings ORDER BY id")
+        return [row[0] for row in rows or [] if row[0]]
     names = []
     for line in _run("cell_v2", "list_cells").splitlines():
         cols = [c.strip() for c in line.strip().strip("|").split("|")]

@@ -18,6 +18,7 @@ include:
 nova-db-{{ name }}:
   {{ heavy('database', 'openstack_db.database_present') }}:
     - name: {{ name }}
+    - character_set: {{ nova.lookup.db_character_set|json }}
     {{- connection() }}
 {%- endfor %}
 {%- for host in db.grant_hosts %}

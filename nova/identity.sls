@@ -49,6 +49,26 @@ nova-keystone-role-grant:
       - nova-keystone-user
       - nova-keystone-role
 
+{%- if ks.service_role and ks.service_role != ks.role %}
+
+nova-keystone-service-role:
+  {{ heavy('identity', 'openstack_keystone.role_present') }}:
+    - name: {{ ks.service_role|json }}
+    {{- credentials() }}
+
+nova-keystone-service-role-grant:
+  {{ heavy('identity', 'openstack_keystone.role_grant_present') }}:
+    - name: {{ ks.service_role|json }}
+    - user: {{ ks.user|json }}
+    - project: {{ ks.project|json }}
+    - user_domain: {{ ks.user_domain|json }}
+    - project_domain: {{ ks.project_domain|json }}
+    {{- credentials() }}
+    - require:
+      - nova-keystone-user
+      - nova-keystone-service-role
+{%- endif %}
+
 nova-keystone-service:
   {{ heavy('identity', 'openstack_keystone.service_present') }}:
     - name: {{ ks.service.name|json }}

@@ -16,4 +16,7 @@ include:
 nova-packages:
   {{ heavy('packages', 'pkg.installed') }}:
     - pkgs: {{ pkgs|json }}
+{%-   if nova.lookup.install_recommends is not none %}
+    - install_recommends: {{ nova.lookup.install_recommends|json }}
+{%-   endif %}
 {%- endif %}

@@ -41,6 +41,9 @@ nova-service-{{ svc }}:
   {{ heavy('services', 'service.running') }}:
     - name: {{ nova.lookup.services[svc] }}
     - enable: True
+{%-   if nova.lookup.service_sigs.get(svc) %}
+    - sig: {{ nova.lookup.service_sigs[svc]|json }}
+{%-   endif %}
     - require: {{ requires|json }}
 {%-   if watch %}
     - watch: {{ watch|json }}
