@@ -1,0 +1,343 @@
+"""End to end: a working Nova all-in-one from pillar, on Debian 12's real
+OpenStack Zed packages, deployed by the formula the way an operator would.
+
+Runs the README's main job (tests/support/aio.sh) for real: Keystone,
+Placement, Glance and Neutron from tests/support/, then the formula through
+the real ``salt-call --local state.apply nova`` with the all-in-one pillar made
+from pillar.example (compute_driver fake.FakeDriver: no KVM here), and later
+through a real salt-master + minion with ``state.orchestrate nova.orch.deploy``.
+
+The module starts by removing any Nova an earlier run left (``aio.sh
+reset-nova``), so it proves the same thing on a fresh machine and on one a
+developer just used. Nothing here skips: a missing service is an error.
+
+Order matters (one deploy, then checks on it), so the tests run top to bottom.
+"""
+import json
+import os
+import re
+import subprocess
+import time
+
+import pymysql
+import pytest
+import yaml
+
+from harness import REPO, StateRun
+
+AIO = os.path.join(REPO, "tests", "support", "aio.sh")
+HELPER = ["/usr/bin/python3", os.path.join(REPO, "tests", "support", "aio_helper.py")]
+STATE = "/var/lib/nova-formula-tests"
+AIO_DIR = os.path.join(STATE, "aio")
+NOVA_CONF = "/etc/nova/nova.conf"
+COMPUTE_CONF = "/etc/nova/nova-compute.conf"
+NOVA = ("nova-api", "nova-scheduler", "nova-conductor", "nova-compute")
+# daemons that read nothing of Nova's: they must never restart
+SUPPORT = {"keystone": "/run/keystone/keystone.pid",
+           "placement-api": "/run/placement/placement-api.pid",
+           "glance-api": "/run/glance/glance-api.pid",
+           "neutron-api": "/run/neutron/neutron-server.pid"}
+SERVICE_IDS = {f"nova-service-{n.split('-', 1)[1]}" for n in NOVA}
+TIMINGS = {}
+
+
+
+def aio(*args, timeout=2400, check=True):
+    """Run ``aio.sh ARGS``; return the CompletedProcess (fails the test with
+    the output's tail on a non-zero exit)."""
+    start = time.monotonic()
+    proc = subprocess.run(["bash", AIO, *args], capture_output=True, text=True,
+                          timeout=timeout)
+    proc.seconds = time.monotonic() - start
+    if check and proc.returncode != 0:
+        pytest.fail(f"aio.sh {' '.join(args)} exited {proc.returncode}:\n"
+                    f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def apply(*args):
+    """``aio.sh apply ARGS`` (salt-call --local state.apply nova); the parsed run."""
+    proc = aio("apply", *args, check=False)
+    with open(os.path.join(AIO_DIR, "last-apply.json")) as fh:
+        data = json.load(fh)["local"]
+    assert isinstance(data, dict), proc.stdout + proc.stderr
+    run = StateRun(proc.returncode, data, proc)
+    run.seconds = proc.seconds
+    return run
+
+
+def secret(name):
+    with open(os.path.join(STATE, f"{name}.password")) as fh:
+        return fh.read().strip()
+
+
+def pid_of(pidfile):
+    """The live PID in ``pidfile`` (None when absent or dead)."""
+    try:
+        with open(pidfile) as fh:
+            pid = int(fh.read().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def nova_pids():
+    return {name: pid_of(f"/run/nova/{name}.pid") for name in NOVA}
+
+
+def support_pids():
+    return {name: pid_of(path) for name, path in SUPPORT.items()}
+
+
+def openstack_json(*args):
+    env = dict(os.environ, OS_CLOUD="nova-formula-admin")
+    proc = subprocess.run(["openstack", *args, "-f", "json"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def check(boot=True):
+    """aio_helper check: services up, hypervisor listed (waits), a server
+    boots to ACTIVE and is deleted."""
+    args = ["check"] + (["--boot"] if boot else [])
+    proc = subprocess.run(HELPER + args, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    if boot:
+        assert re.search(r"^server: ACTIVE after [\d.]+ s, then deleted$", proc.stdout, re.M), \
+            proc.stdout
+    return proc.stdout
+
+
+def managed_value(path, section, key):
+    """The value of ``key`` in ``section`` as written (column-0 lines only)."""
+    current, found = None, []
+    with open(path) as fh:
+        for line in fh:
+            if line.startswith("["):
+                current = line.strip()[1:-1]
+            elif current == section and re.match(rf"{re.escape(key)}\s*=", line):
+                found.append(line.split("=", 1)[1].strip())
+    return found
+
+
+def set_by_hand(path, section, key, value):
+    """An operator's hand edit: replace the key's line inside its section."""
+    out, current, done = [], None, False
+    with open(path) as fh:
+        for line in fh:
+            if line.startswith("["):
+                current = line.strip()[1:-1]
+            if current == section and not done and re.match(rf"{re.escape(key)}\s*=", line):
+                line, done = f"{key} = {value}\n", True
+            out.append(line)
+    assert done, (path, section, key)
+    with open(path, "w") as fh:
+        fh.writelines(out)
+
+
+# ---------------------------------------------------------------- the deploy
+
+@pytest.fixture(scope="module")
+def deployed():
+    """Nova removed (whatever an earlier run left), then the README's main job."""
+    aio("reset-nova")
+    assert not os.path.exists(NOVA_CONF), "reset-nova left /etc/nova/nova.conf"
+    proc = aio()
+    TIMINGS["first aio.sh"] = proc.seconds
+    return proc
+
+
+def test_fresh_deploy_with_salt_call(deployed):
+    out = deployed.stdout
+    # one progress line per phase, then the summary
+    for n in range(1, 7):
+        assert f"[aio {n}/6]" in out, out
+    assert "== Nova all-in-one is up" in out, out
+    first = re.search(r"state\.apply nova: (\d+) states, (\d+) changed", out)
+    assert first and int(first.group(2)) > 0, out
+    assert re.search(r"services: .*nova-compute up.*nova-conductor up.*nova-scheduler up", out)
+    assert re.search(r"^\s*server: ACTIVE after", out, re.M), out
+    # the formula (not the test) installed the packages, without Recommends
+    for pkg in NOVA:
+        assert subprocess.run(["dpkg-query", "-W", pkg], capture_output=True).returncode == 0
+    assert subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Status}", "linux-image-amd64"],
+                          capture_output=True, text=True).stdout != "installed"
+    # 8.2.10/8.2.11 values in place, 8.2.12.2 kernel parameters persisted
+    assert managed_value(NOVA_CONF, "DEFAULT", "reserved_host_memory_mb") == ["512"]
+    assert managed_value(NOVA_CONF, "DEFAULT", "ram_allocation_ratio") == ["1.5"]
+    assert managed_value(COMPUTE_CONF, "DEFAULT", "compute_driver") == ["fake.FakeDriver"]
+    sysctl = open("/etc/sysctl.conf").read()
+    for key in ("net.ipv4.conf.all.rp_filter", "net.bridge.bridge-nf-call-iptables"):
+        assert re.search(rf"^{re.escape(key)}\s*=", sysctl, re.M), key
+    # no policy-rc.d of ours left behind (a pre-existing one stays)
+    if os.path.exists("/usr/sbin/policy-rc.d"):
+        assert "aio.sh" not in open("/usr/sbin/policy-rc.d").read()
+
+
+def test_compute_services_hypervisor_and_server(deployed):
+    services = {s["Binary"]: s for s in openstack_json("compute", "service", "list")}
+    for binary in ("nova-conductor", "nova-scheduler", "nova-compute"):
+        assert services[binary]["State"] == "up", services
+        assert services[binary]["Status"] == "enabled", services
+    hypervisors = openstack_json("hypervisor", "list")
+    assert hypervisors and hypervisors[0]["State"] == "up", hypervisors
+    endpoints = openstack_json("endpoint", "list", "--service", "compute")
+    assert sorted(e["Interface"] for e in endpoints) == ["admin", "internal", "public"]
+    assert {e["URL"] for e in endpoints} == {"http://127.0.0.1:8774/v2.1"}
+    check(boot=True)
+
+
+def test_compute_user_token_and_db_user_login(deployed):
+    from keystoneauth1 import session
+    from keystoneauth1.identity import v3
+
+    auth = v3.Password(auth_url="http://127.0.0.1:5000/v3", username="nova",
+                       password=secret("aio-keystone-nova"), project_name="service",
+                       user_domain_name="Default", project_domain_name="Default")
+    sess = session.Session(auth=auth)
+    assert sess.get_token()
+    # the token is accepted by Nova itself
+    resp = sess.get("http://127.0.0.1:8774/v2.1/flavors", raise_exc=False)
+    assert resp.status_code == 200, resp.status_code
+    for host in ("127.0.0.1", "localhost"):
+        kwargs = {"host": host} if host == "127.0.0.1" else {"unix_socket": "/run/mysqld/mysqld.sock"}
+        conn = pymysql.connect(user="nova", password=secret("aio-db-nova"), database="nova_api",
+                               **kwargs)
+        with conn.cursor() as cur:
+            cur.execute("SELECT name FROM cell_mappings ORDER BY name")
+            assert [r[0] for r in cur.fetchall()] == ["cell0", "cell1"]
+        conn.close()
+
+
+def test_no_secret_on_any_command_line(deployed):
+    secrets = [secret(n) for n in ("aio-db-nova", "aio-rabbitmq-nova", "aio-keystone-nova",
+                                   "aio-metadata-secret")]
+    leaks = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                argv = fh.read().decode(errors="replace")
+        except OSError:
+            continue
+        leaks += [pid for s in secrets if s in argv]
+    assert not leaks
+    # nor in the state output the deploy kept
+    with open(os.path.join(AIO_DIR, "last-apply.json")) as fh:
+        text = fh.read()
+    assert not [s for s in secrets if s in text]
+
+
+def test_second_run_changes_nothing_and_restarts_nothing(deployed):
+    before, support = nova_pids(), support_pids()
+    assert all(before.values()), before
+    proc = aio()  # the whole main job again: safe to rerun
+    TIMINGS["second aio.sh"] = proc.seconds
+    assert re.search(r"state\.apply nova: \d+ states, 0 changed", proc.stdout), proc.stdout
+    run = apply()
+    TIMINGS["no-op apply"] = run.seconds
+    run.assert_ok()
+    assert run.changed == {}, run.changed
+    assert nova_pids() == before
+    assert support_pids() == support
+
+
+def test_drift_reported_by_test_mode_then_corrected(deployed):
+    assert managed_value(NOVA_CONF, "DEFAULT", "cpu_allocation_ratio") == ["16.0"]
+    support = support_pids()
+    set_by_hand(NOVA_CONF, "DEFAULT", "cpu_allocation_ratio", "4.0")
+    subprocess.run(["/etc/init.d/nova-scheduler", "stop"], check=True, capture_output=True)
+    assert nova_pids()["nova-scheduler"] is None
+    before = nova_pids()
+    stat = os.stat(NOVA_CONF)
+
+    dry = apply("test=True")
+    assert not dry.failed, dry.failed
+    pending = {sid for sid, r in dry.states.items() if r["result"] is None or r.get("changes")}
+    # exactly the drift: the one key, the stopped service, and the restarts
+    # the key's file implies (every Nova service reads nova.conf)
+    assert pending == {"nova-config-nova_conf"} | SERVICE_IDS, pending
+    conf_changes = dry["nova-config-nova_conf"]["changes"]
+    assert json.dumps(conf_changes).count("cpu_allocation_ratio") >= 1, conf_changes
+    assert "16.0" in json.dumps(conf_changes) and "4.0" in json.dumps(conf_changes)
+    assert "mysql" not in json.dumps(conf_changes)
+    # ...and changed nothing
+    assert managed_value(NOVA_CONF, "DEFAULT", "cpu_allocation_ratio") == ["4.0"]
+    assert os.stat(NOVA_CONF).st_mtime_ns == stat.st_mtime_ns
+    assert nova_pids() == before
+
+    fix = apply()
+    fix.assert_ok()
+    assert set(fix.changed) == {"nova-config-nova_conf"} | SERVICE_IDS, set(fix.changed)
+    assert managed_value(NOVA_CONF, "DEFAULT", "cpu_allocation_ratio") == ["16.0"]
+    after = nova_pids()
+    assert all(after.values()), after
+    # every reader of nova.conf restarted; nothing else did
+    for name in ("nova-api", "nova-conductor", "nova-compute"):
+        assert after[name] != before[name], name
+    assert support_pids() == support
+    check(boot=True)
+
+
+def test_compute_conf_drift_restarts_only_nova_compute(deployed):
+    set_by_hand(COMPUTE_CONF, "DEFAULT", "compute_driver", "libvirt.LibvirtDriver")
+    before = nova_pids()
+    fix = apply()
+    fix.assert_ok()
+    assert set(fix.changed) == {"nova-config-compute_conf", "nova-service-compute"}, \
+        set(fix.changed)
+    assert managed_value(COMPUTE_CONF, "DEFAULT", "compute_driver") == ["fake.FakeDriver"]
+    after = nova_pids()
+    assert after["nova-compute"] and after["nova-compute"] != before["nova-compute"]
+    assert {k: v for k, v in after.items() if k != "nova-compute"} == \
+        {k: v for k, v in before.items() if k != "nova-compute"}
+    check(boot=False)
+
+
+# ---------------------------------------------------------------- orchestrate
+
+def test_orchestrate_deploy_on_master_and_minion(deployed, salt_factories, tmp_path):
+    """Nova removed again (packages kept, to save CI time: their install was
+    proven above), then the whole rollout through a real salt-master and a
+    real minion: state.orchestrate nova.orch.deploy."""
+    aio("reset-nova", "--keep-packages")
+    subprocess.run(HELPER + ["pillar"], check=True)
+    subprocess.run(HELPER + ["rabbit"], check=True)
+    with open(os.path.join(AIO_DIR, "conf", "minion")) as fh:
+        aio_opts = yaml.safe_load(fh)
+    pillar_dir = os.path.join(AIO_DIR, "pillar")
+    master = salt_factories.salt_master_daemon("nova-e2e-master", overrides={
+        "file_roots": {"base": [REPO]},
+        "pillar_roots": {"base": [pillar_dir]},
+        "open_mode": True,
+    })
+    minion_overrides = {k: aio_opts[k] for k in ("disable_modules",) if k in aio_opts}
+    with master.started():
+        # the AIO pillar names this minion id in nova:fleet
+        minion = master.salt_minion_daemon(aio_opts["id"], overrides=minion_overrides)
+        with minion.started():
+            start = time.monotonic()
+            ret = master.salt_run_cli(timeout=2400).run("state.orchestrate",
+                                                        "nova.orch.deploy")
+            TIMINGS["orchestrate deploy"] = time.monotonic() - start
+    data = ret.data["data"] if isinstance(ret.data, dict) and "data" in ret.data else ret.data
+    assert ret.returncode == 0, json.dumps(data, indent=1)[-6000:]
+    (steps,) = data.values()
+    results = {key.split("_|-")[1]: step["result"] for key, step in steps.items()}
+    assert results and all(results.values()), results
+    assert set(results) >= {"nova-orch-database", "nova-orch-identity", "nova-orch-db-sync",
+                            "nova-orch-controllers", "nova-orch-computes",
+                            "nova-orch-discover"}
+    assert all(nova_pids().values()), nova_pids()
+    out = check(boot=True)
+    assert "nova-compute up" in out
+    # the masterless minion, same pillar, agrees: nothing left to do
+    run = apply()
+    run.assert_ok()
+    assert run.changed == {}, run.changed
+
+
+def test_zz_timings(deployed):
+    """Not an assertion on speed: prints what this run measured."""
+    print("\n" + "\n".join(f"  {k}: {v:.1f} s" for k, v in TIMINGS.items()))
