@@ -433,6 +433,10 @@ class _Server:
 
     def query(self, sql, args=None, secrets=(), retry=True):
         """Run one statement; ``sql`` holds no secret (values go in ``args``)."""
+        if not self.conn.open:
+            # Lost earlier in this run (server stopped or restarted): pymysql
+            # would only say InterfaceError(0, ''); connect again, or say why not.
+            self.connect()
         self.ensure()
         self.stats["queries"] = self.stats.get("queries", 0) + 1
         log.debug("openstack_db: query %d on %s: %s", self.stats["queries"], self.where, sql)
@@ -463,8 +467,8 @@ class _Server:
         if code in _PRIVILEGE_ERRORS:
             text = (f"the admin account '{self.conf['user']}' at {self.where} lacks the "
                     f"privilege for this (error {code}: {message})")
-        elif code in _CONNECT_ERRORS:
-            text = f"lost the connection to MySQL at {self.where}: {message}"
+        elif code in _CONNECT_ERRORS or isinstance(exc, pymysql.err.InterfaceError):
+            text = f"lost the connection to MySQL at {self.where}: {message or type(exc).__name__}"
         else:
             text = f"MySQL at {self.where} refused the statement (error {code}: {message})"
         return DbError(_mask(text, secrets), code)
