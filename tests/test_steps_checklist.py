@@ -4,7 +4,7 @@ this machine), or to a clear reason it cannot be shown here.
 
 A row added to STEPS.md without an entry fails; an entry naming a test that
 does not exist fails; a row with neither live evidence nor a reason fails.
-docs/e2e.md carries the same table for the README.
+README.md carries the same table.
 """
 import ast
 import os

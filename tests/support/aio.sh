@@ -20,7 +20,7 @@
 #                      services.sh reset: the next `up` starts from clean
 #
 # Root only; Debian 12. Secrets live in root-only files under $STATE and never reach
-# a command line. See docs/e2e.md.
+# a command line. See README.md ("The main job").
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then

@@ -74,7 +74,7 @@ def secret(name):
     Hex only, on purpose: Zed's own code breaks on URL-special characters in
     the two passwords that travel inside URLs (oslo.messaging hands kombu the
     decoded RabbitMQ password; ``nova-manage cell_v2 map_cell0`` unquotes the
-    cell0 database URL). See docs/e2e.md."""
+    cell0 database URL). See README.md ("The main job")."""
     os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
     os.chmod(STATE_DIR, 0o700)
     path = secret_path(name)
