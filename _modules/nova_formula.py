@@ -13,6 +13,7 @@
 Everything is a pure function of its arguments and this minion's id, except
 ``sysctl_exists`` which looks at /proc/sys.
 """
+import importlib.util
 import ipaddress
 import os
 import re
@@ -33,23 +34,23 @@ VIF_DRIVERS = {
     "linuxbridge": "nova.virt.libvirt.vif.LibvirtGenericVIFDriver",
 }
 
-# The pillar reference: key -> (check, description). docs/formula.md and
+# The pillar reference: key -> (check, description). README.md and
 # pillar.example are tested against it. "map" keys take free-form sub-keys.
 SCHEMA = {
     "release": ("release", "OpenStack release; picks the option dialect (legacy: havana, icehouse, juno; current: zed and later)"),
     "roles": ("roles", "list of api, scheduler, conductor, compute run on this minion; empty: none"),
-    "my_ip": ("host?", "[DEFAULT] my_ip; null: the first non-loopback IPv4 of the minion"),
+    "my_ip": ("ip?", "[DEFAULT] my_ip; null: the first non-loopback IPv4 of the minion"),
     "secret_keys": ("strlist", "extra INI key names to mask in state output"),
     "database:host": ("host", "database server address written in the connection URL (8.2.3)"),
     "database:port": ("port", "database server port"),
-    "database:user": ("str", "database user of Nova (8.2.2)"),
+    "database:user": ("dbuser", "database user of Nova (8.2.2; letters, digits, _ . $ -, at most 32 characters)"),
     "database:password": ("secret", "database password of that user (required on api/conductor and on the database minion)"),
     "database:driver": ("str", "SQLAlchemy URL scheme: mysql (legacy) or mysql+pymysql"),
-    "database:name": ("dbname", "main (cell1) database; cell0 is <name>_cell0"),
+    "database:name": ("dbname", "main (cell1) database; cell0 is <name>_cell0 (so at most 58 characters on current releases)"),
     "database:api_name": ("dbname", "API database (current releases)"),
     "database:query": ("map", "extra URL query parameters, e.g. {charset: utf8}"),
-    "database:grant_hosts": ("strlist", "host patterns the user is created and granted for (8.2.2)"),
-    "database:admin": ("map", "openstack_db connection dict used to create databases and grants (default: openstack_db:connection)"),
+    "database:grant_hosts": ("granthosts", "host patterns the user is created and granted for (8.2.2; at least one)"),
+    "database:admin": ("dbadmin", "openstack_db connection dict used to create databases and grants (default: openstack_db:connection)"),
     "messaging:host": ("host", "RabbitMQ host (8.2.8 rabbit_host)"),
     "messaging:port": ("port", "RabbitMQ port (rabbit_port, 5672)"),
     "messaging:user": ("str", "RabbitMQ user (rabbit_userid, nova)"),
@@ -71,7 +72,7 @@ SCHEMA = {
     "identity:role": ("str", "role granted to the user in the project (admin)"),
     "identity:service_role": ("str?", "role also granted so other services accept Nova's service tokens (keystonemiddleware service_token_roles: service); null: none"),
     "identity:memcached_servers": ("str?", "[keystone_authtoken] memcached_servers"),
-    "identity:admin": ("map", "openstack_keystone auth dict with admin credentials (default: openstack_keystone:auth)"),
+    "identity:admin": ("ksadmin", "openstack_keystone auth dict with admin credentials (default: openstack_keystone:auth)"),
     "identity:cloud": ("str?", "or a clouds.yaml cloud name for those credentials"),
     "identity:service:name": ("str", "service name in the catalog (guide: compute)"),
     "identity:service:type": ("str", "service type (compute)"),
@@ -125,7 +126,7 @@ SCHEMA = {
     "fleet:batch": ("posint", "computes applied at once by orchestrate"),
     "fleet:discover:attempts": ("posint", "host discovery tries while computes register"),
     "fleet:discover:interval": ("posint", "seconds between those tries"),
-    "fleet:discover:expect": ("count", "compute hosts that must be registered (orchestrate sets it)"),
+    "fleet:discover:expect": ("expect", "compute hosts that must be registered: a count, or their host names so a missing one is named (orchestrate passes fleet:computes)"),
     "manage:packages": ("bool", "install packages"),
     "manage:database": ("bool", "create databases, users, grants"),
     "manage:identity": ("bool", "create Keystone records"),
@@ -139,9 +140,59 @@ SCHEMA = {
     "lookup": ("map", "OS/release facts (package, service, file names): override only to port the formula"),
 }
 
+# Keystone's column limits (identity users/roles/services 255, projects and
+# domains 64): refused here, before any record is created.
+LENGTHS = {"identity:user": 255, "identity:project": 64, "identity:project_domain": 64,
+           "identity:user_domain": 64, "identity:role": 255, "identity:service_role": 255,
+           "identity:service:name": 255, "identity:service:type": 255}
+# Auth URLs that must speak Identity v3 on current releases (v2.0 was removed).
+V3_URLS = ("identity:auth_url", "placement:auth_url", "network:neutron:auth_url")
+CELL0_SUFFIX = "_cell0"
+DB_NAME_MAX = 64  # MySQL identifier limit
+
 
 def __virtual__():
     return __virtualname__
+
+
+# The rules of the engines the states use, taken from the sibling modules
+# themselves (same folder, in the repo and in Salt's extmods), so the
+# validator refuses exactly what they would refuse later.
+_SIBLINGS = {}
+
+
+def _sibling(name):
+    if name not in _SIBLINGS:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+        spec = importlib.util.spec_from_file_location(f"nova_formula_rules_{name}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        _SIBLINGS[name] = mod
+    return _SIBLINGS[name]
+
+
+def _refused(func, *args):
+    """The error text of an engine check, or None when it passes."""
+    try:
+        func(*args)
+    except Exception as exc:  # noqa: BLE001 - the engines raise their own error types
+        return str(exc)
+    return None
+
+
+def _ini_value_error(value):
+    """Why openstack_ini would refuse to write ``value`` (never quotes it)."""
+    if _refused(_sibling("openstack_ini")._wanted_values, "", "", "", value):
+        return "must not contain a newline (it is written to an INI file)"
+    return None
+
+
+def _strings(value):
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
 
 
 # ---------------------------------------------------------------- URLs
@@ -253,6 +304,36 @@ def _check(kind, value, releases):
     elif kind == "host":
         if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9._:\-\[\]%]+", value):
             return f"must be a host name or IP address, got {value!r}"
+    elif kind == "ip":
+        try:
+            ipaddress.ip_address(value if isinstance(value, str) else "")
+        except ValueError:
+            return f"must be an IP address (an oslo IPOpt), got {value!r}"
+    elif kind == "dbuser":
+        if _refused(_sibling("openstack_db").validate_user, value):
+            return (f"must be 1-32 letters, digits, '_', '.', '$', '-' (openstack_db's rule), "
+                    f"got {value!r}")
+    elif kind == "granthosts":
+        if not isinstance(value, list) or not value:
+            return "must be a non-empty list of host patterns (the DB user is created for each)"
+        for host in value:
+            if _refused(_sibling("openstack_db").validate_host, host):
+                return (f"invalid host pattern {host!r} (allowed: letters, digits, "
+                        "'.', '%', '_', ':', '/', '-')")
+    elif kind in ("dbadmin", "ksadmin"):
+        if not isinstance(value, dict):
+            return "must be a mapping"
+        known = (_sibling("openstack_db").CONNECTION_KEYS if kind == "dbadmin"
+                 else _sibling("openstack_keystone").AUTH_KEYS)
+        unknown = sorted(str(k) for k in value if k not in known)
+        if unknown:
+            return f"unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})"
+    elif kind == "expect":
+        if isinstance(value, list):
+            if not all(isinstance(v, str) and v for v in value):
+                return "must be a count or a list of compute host names"
+        elif not _is_int(value) or int(value) < 0:
+            return f"must be a count (>= 0) or a list of compute host names, got {value!r}"
     elif kind == "secret":
         if value is not None and (not isinstance(value, str) or not value):
             return "must be a non-empty string (quote it in YAML)"
@@ -315,6 +396,19 @@ def _check_config(value):
         if not isinstance(sections, dict) or not all(
                 isinstance(keys, dict) for keys in sections.values()):
             return f"{fname} must map section -> key -> value"
+        ini = _sibling("openstack_ini")
+        for section, keys in sections.items():
+            # openstack_ini's own name and value rules; its messages never
+            # quote a value (a raw override may hold a secret).
+            for key, val in keys.items():
+                err = (_refused(ini._check_name, fname, section, key)
+                       or _refused(ini._wanted_values, fname, section, key, val))
+                if err:
+                    return err
+            if not keys:
+                err = _refused(ini._check_name, fname, section)
+                if err:
+                    return err
     return None
 
 
@@ -342,11 +436,30 @@ def validate(nova, raw=None, releases=None):
         return ["nova: the pillar must be a mapping"]
     errors = [f"nova:{k}: unknown key (see pillar.example)" for k in _unknown_keys(raw or {})]
     for key, (kind, _) in SCHEMA.items():
-        err = _check(kind, _get(nova, key), releases)
+        value = _get(nova, key)
+        err = _check(kind, value, releases)
+        if not err and kind not in ("config", "map", "dbadmin", "ksadmin"):
+            # every string may reach an INI file (secrets too): no newline
+            err = next(filter(None, map(_ini_value_error, _strings(value))), None)
+        if not err and key in LENGTHS and isinstance(value, str) and len(value) > LENGTHS[key]:
+            err = f"at most {LENGTHS[key]} characters (Keystone's limit), got {len(value)}"
         if err:
             errors.append(f"nova:{key}: {err}")
     if errors:
         return errors
+    if nova["dialect"] == "current":
+        name = nova["database"]["name"]
+        if len(name + CELL0_SUFFIX) > DB_NAME_MAX:
+            errors.append(f"nova:database:name: at most {DB_NAME_MAX - len(CELL0_SUFFIX)} "
+                          f"characters, so that <name>{CELL0_SUFFIX} fits MySQL's {DB_NAME_MAX}, "
+                          f"got {len(name)}")
+        for key in V3_URLS:
+            path = urlsplit(_get(nova, key)).path.rstrip("/")
+            if path.endswith("/v2.0"):
+                errors.append(f"nova:{key}: Identity v2.0 was removed from Keystone; release "
+                              f"{nova['release']} needs the v3 (or unversioned) URL")
+        if errors:
+            return errors
     # Which secrets this minion needs depends on what it runs.
     roles = set(nova["roles"])
     where = _placement(nova)

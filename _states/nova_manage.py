@@ -6,7 +6,8 @@
   ``cell_v2 create_cell`` only when ``cell_v2 list_cells`` lacks the cell.
 - ``hosts_discovered``: ``cell_v2 discover_hosts`` only when a registered
   compute host has no host mapping; fails (so ``retry`` can wait) while fewer
-  than ``expect`` computes have registered.
+  than ``expect`` computes (a count, or host names: a missing one is named)
+  have registered.
 
 A second run reports no changes and writes nothing; ``test=True`` only reads.
 """
@@ -90,18 +91,43 @@ def cell_present(name):
     return ret
 
 
-def hosts_discovered(name, expect=0):
-    """Every registered compute host is mapped to a cell; with ``expect``, at
-    least that many computes must have registered (use ``retry`` to wait)."""
+def _short(host):
+    return str(host).split(".")[0].lower()
+
+
+def _absent_hosts(expected, registered):
+    """Expected names with no registered compute: a minion id may be the FQDN
+    of a host that nova-compute registered by its short name (or the reverse)."""
+    known = {_short(h) for h in registered}
+    return [h for h in expected if _short(h) not in known]
+
+
+def hosts_discovered(name, expect=0, hosts=None):
+    """Every registered compute host is mapped to a cell. ``expect``: a count,
+    or the host names of computes that must have registered (use ``retry`` to
+    wait); a missing one is named. With a count, ``hosts`` (e.g. the fleet's
+    compute minion ids) lets the message name the missing ones too (not
+    ``names``: Salt reserves it)."""
     ret = _ret(name)
     try:
-        hosts = __salt__["nova_manage.computes"]()
-        registered, mapped = hosts["registered"], set(hosts["mapped"])
-        if len(registered) < int(expect):
+        known = __salt__["nova_manage.computes"]()
+        registered, mapped = known["registered"], set(known["mapped"])
+        if isinstance(expect, (list, tuple)):
+            wanted = [str(h) for h in expect]
+            absent = _absent_hosts(wanted, registered)
+            short = len(wanted) - len(absent)
+            count = len(wanted)
+        else:
+            count = int(expect)
+            wanted = [str(h) for h in hosts or []]
+            short = len(registered)
+            absent = _absent_hosts(wanted, registered) if short < count else []
+        if absent or short < count:
             ret["result"] = False
-            ret["comment"] = (f"{len(registered)} of {int(expect)} expected compute hosts "
-                              f"registered ({', '.join(registered) or 'none'}); are "
-                              "nova-compute services running and reaching the broker?")
+            ret["comment"] = (f"{short} of {count} expected compute hosts "
+                              f"registered ({', '.join(registered) or 'none'})"
+                              + (f"; missing: {', '.join(absent)}" if absent else "")
+                              + "; are nova-compute services running and reaching the broker?")
             return ret
         missing = [h for h in registered if h not in mapped]
         if not missing:

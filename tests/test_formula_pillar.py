@@ -107,6 +107,66 @@ def test_more_bad_values_are_named(change, key):
     assert errs and errs[0].split(": ")[0] == key, errs
 
 
+# Values a later engine (openstack_db, openstack_ini, Keystone, oslo.config)
+# would refuse: refused up front, one message naming the key.
+REFUSED = [
+    ({"database": {"grant_hosts": []}}, "nova:database:grant_hosts"),
+    ({"database": {"grant_hosts": ["%", "h'; --"]}}, "nova:database:grant_hosts"),
+    ({"identity": {"user": "nova\nx"}}, "nova:identity:user"),
+    ({"identity": {"password": "pw\rx"}}, "nova:identity:password"),
+    ({"messaging": {"user": "mq\n"}}, "nova:messaging:user"),
+    ({"glance": {"api_servers": ["http://g:9292", "http://h:9292\n"]}}, "nova:glance:api_servers"),
+    ({"compute": {"driver": "fake.FakeDriver\nx"}}, "nova:compute:driver"),
+    ({"config": {"nova.conf": {"DEFAULT": {"debug": "a\nb"}}}}, "nova:config"),
+    ({"config": {"nova.conf": {" DEFAULT": {"debug": True}}}}, "nova:config"),
+    ({"config": {"nova.conf": {"a=b": {}}}}, "nova:config"),
+    ({"config": {"nova.conf": {"DEFAULT": {"a:b": 1}}}}, "nova:config"),
+    ({"config": {"nova.conf": {"DEFAULT": {";x": 1}}}}, "nova:config"),
+    ({"config": {"nova.conf": {"DEFAULT": {"x": {"nested": 1}}}}}, "nova:config"),
+    ({"database": {"user": "u" * 33}}, "nova:database:user"),
+    ({"database": {"user": "a b"}}, "nova:database:user"),
+    ({"database": {"name": "n" * 59}}, "nova:database:name"),
+    ({"identity": {"user": "u" * 256}}, "nova:identity:user"),
+    ({"identity": {"project": "p" * 65}}, "nova:identity:project"),
+    ({"identity": {"auth_url": "http://k:5000/v2.0/"}}, "nova:identity:auth_url"),
+    ({"placement": {"auth_url": "http://k:5000/v2.0"}}, "nova:placement:auth_url"),
+    ({"my_ip": "controller"}, "nova:my_ip"),
+    ({"database": {"admin": {"user": "root", "usr": "x"}}}, "nova:database:admin"),
+    ({"identity": {"admin": {"auth_url": "http://k/v3", "usernme": "a"}}}, "nova:identity:admin"),
+    ({"fleet": {"discover": {"expect": -1}}}, "nova:fleet:discover:expect"),
+    ({"fleet": {"discover": {"expect": ["cmp1", ""]}}}, "nova:fleet:discover:expect"),
+]
+
+
+@pytest.mark.parametrize("change,key", REFUSED, ids=[k + "-" + str(i) for i, (_, k)
+                                                     in enumerate(REFUSED)])
+def test_values_later_engines_refuse_are_refused_first(change, key):
+    errs = errors(merge(pillar()["nova"], change))
+    assert len(errs) == 1 and errs[0].startswith(key + ": "), errs
+    assert "\n" not in errs[0].split(": ", 1)[1] and "\r" not in errs[0]
+    assert "pw" not in errs[0]  # the password is never quoted
+
+
+@pytest.mark.parametrize("change", [
+    {"database": {"name": "n" * 58, "user": "a.b$c-d_" + "e" * 24}},
+    {"database": {"grant_hosts": ["%", "10.0.0.0/255.255.255.0", "ctl1.example.org"]}},
+    {"my_ip": "2001:db8::1"},
+    {"my_ip": None},
+    {"identity": {"auth_url": "http://k:5000/v3"}},
+    {"fleet": {"discover": {"expect": ["cmp1", "cmp2.example.org"]}}},
+    {"fleet": {"discover": {"expect": 3}}},
+    {"config": {"nova.conf": {"DEFAULT": {"debug": True, "x": None, "l": ["a", 1]}}}},
+], ids=lambda c: next(iter(c)))
+def test_edge_values_still_accepted(change):
+    assert errors(merge(pillar()["nova"], change)) == []
+
+
+def test_identity_v2_url_accepted_on_legacy_releases():
+    legacy = merge(pillar("icehouse")["nova"],
+                   {"identity": {"auth_url": "http://k:35357/v2.0"}, "database": {"name": "n" * 64}})
+    assert errors(legacy) == []
+
+
 def test_secret_values_never_quoted_in_messages():
     errs = errors(merge(pillar()["nova"], {"database": {"password": 123456789},
                                            "messaging": {"password": ["hunter2"]}}))

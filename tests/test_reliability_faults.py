@@ -532,12 +532,30 @@ def test_discovery_gives_up_after_its_bound(discover_run):
     assert not others, others
 
 
-@pytest.mark.xfail(strict=True, reason="formula bug: nova:fleet:discover:expect is a count "
-                   "(orchestrate passes computes|length) and hosts_discovered only counts, "
-                   "so the message cannot name the compute that never registered")
 def test_discovery_message_names_the_missing_host(discover_run):
+    # expect is a count here: fleet:computes names the computes
     run, _ = discover_run
-    assert "cmp-never" in run["nova-discover-hosts"]["comment"]
+    assert "missing: cmp-never;" in run["nova-discover-hosts"]["comment"]
+
+
+def test_discovery_expecting_host_names_names_the_missing_one(sc, tmp_path):
+    """expect may list the compute host names (when they are known to be the hosts nova registers)."""
+    tag = new_tag("rfd")
+    try:
+        sandbox = Sandbox(tmp_path / "etc")
+        data = _discover_setup(tag, sandbox, [], ["cmp-alive.example.org"], attempts=2)
+        data["nova"]["fleet"]["discover"]["expect"] = ["cmp-alive", "cmp-never.example.org"]
+        sc.set_pillar(data)
+        run = sc.apply("nova")
+        _no_traceback(run)
+        ret = run["nova-discover-hosts"]
+        assert ret["result"] is False and not ret["changes"]
+        last = ret["comment"].splitlines()[-1]
+        # the short name matches the FQDN nova-compute registered under
+        assert last.startswith("1 of 2 expected compute hosts registered "
+                               "(cmp-alive.example.org); missing: cmp-never.example.org;"), last
+    finally:
+        Db().cleanup(tag)
 
 
 # ------------------------------------------------------------------ permissions

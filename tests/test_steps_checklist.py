@@ -121,7 +121,7 @@ def test_every_named_test_exists():
 
 
 def test_docs_table_lists_every_step():
-    with open(os.path.join(REPO, "docs", "e2e.md")) as fh:
+    with open(os.path.join(REPO, "README.md")) as fh:
         doc = fh.read()
     missing = [s for s in CHECKLIST if not re.search(rf"^\|\s*{re.escape(s)}\s*\|", doc, re.M)]
     assert not missing, missing

@@ -95,7 +95,7 @@ nova-orch-discover:
         nova:
           fleet:
             discover:
-              expect: {{ computes|length }}
+              expect: {{ computes|length }}   # a count: minion ids need not be the hosts nova-compute registers; discover.sls names the missing ones from fleet:computes
     - failhard: True
     - require:
       - nova-orch-computes
