@@ -442,25 +442,8 @@ def set_permissions(path, mode=None, user=None, group=None, test=False):
     except OSError as exc:
         raise _os_error(path, "stat", exc) from None
     changes = {}
-    uid, gid = -1, -1
-    if user is not None:
-        try:
-            uid = pwd.getpwnam(str(user)).pw_uid
-        except KeyError:
-            raise CommandExecutionError(f"{path}: user {user!r} does not exist") from None
-        if uid != st.st_uid:
-            changes["user"] = {"old": _name_of(pwd.getpwuid, st.st_uid), "new": str(user)}
-        else:
-            uid = -1
-    if group is not None:
-        try:
-            gid = grp.getgrnam(str(group)).gr_gid
-        except KeyError:
-            raise CommandExecutionError(f"{path}: group {group!r} does not exist") from None
-        if gid != st.st_gid:
-            changes["group"] = {"old": _name_of(grp.getgrgid, st.st_gid), "new": str(group)}
-        else:
-            gid = -1
+    uid = _owner_change(path, changes, "user", user, st.st_uid, pwd.getpwnam, pwd.getpwuid)
+    gid = _owner_change(path, changes, "group", group, st.st_gid, grp.getgrnam, grp.getgrgid)
     if mode is not None:
         try:
             wanted_mode = int(str(mode), 8)
@@ -477,6 +460,21 @@ def set_permissions(path, mode=None, user=None, group=None, test=False):
         except OSError as exc:
             raise _os_error(path, "change ownership or mode of", exc) from None
     return changes
+
+
+def _owner_change(path, changes, what, wanted, current_id, by_name, by_id):
+    """Record in ``changes`` a differing owner (``what``: user or group); return
+    the id to chown to, or -1 to leave it."""
+    if wanted is None:
+        return -1
+    try:
+        ident = by_name(str(wanted))[2]
+    except KeyError:
+        raise CommandExecutionError(f"{path}: {what} {wanted!r} does not exist") from None
+    if ident == current_id:
+        return -1
+    changes[what] = {"old": _name_of(by_id, current_id), "new": str(wanted)}
+    return ident
 
 
 def _name_of(lookup, ident):
