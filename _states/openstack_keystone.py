@@ -124,17 +124,22 @@ def project_present(name, domain="Default", description=None, enabled=True,
 
 
 def project_absent(name, domain="Default", auth=None, cloud=None):
+    return _domain_record_absent("project", name, domain, auth, cloud)
+
+
+def _domain_record_absent(kind, name, domain, auth, cloud):
+    """Delete the ``kind`` (project or user) ``name`` of ``domain`` if it exists."""
     def body(ret):
         _need_str(name, "name")
         ka = _auth(auth, cloud)
-        what = f"project '{name}' in domain '{domain}'"
-        rec = _absent_lookup("project_get", name, domain, ka)
+        what = f"{kind} '{name}' in domain '{domain}'"
+        rec = _absent_lookup(f"{kind}_get", name, domain, ka)
         if rec is None:
             ret["comment"] = f"{what} is already absent"
             return
-        ret["changes"] = {"project": {"old": name, "new": None}}
+        ret["changes"] = {kind: {"old": name, "new": None}}
         if not _test():
-            _ks("project_delete", rec["id"], **ka)
+            _ks(f"{kind}_delete", rec["id"], **ka)
         _done(ret, what, "deleted")
     return _run(name, body)
 
@@ -222,19 +227,7 @@ def user_present(name, password, domain="Default", default_project=None, email=N
 
 
 def user_absent(name, domain="Default", auth=None, cloud=None):
-    def body(ret):
-        _need_str(name, "name")
-        ka = _auth(auth, cloud)
-        what = f"user '{name}' in domain '{domain}'"
-        rec = _absent_lookup("user_get", name, domain, ka)
-        if rec is None:
-            ret["comment"] = f"{what} is already absent"
-            return
-        ret["changes"] = {"user": {"old": name, "new": None}}
-        if not _test():
-            _ks("user_delete", rec["id"], **ka)
-        _done(ret, what, "deleted")
-    return _run(name, body)
+    return _domain_record_absent("user", name, domain, auth, cloud)
 
 
 # --------------------------------------------------------------------------
