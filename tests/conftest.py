@@ -4,10 +4,15 @@
 ``salt_master`` / ``salt_minion`` -> pytest-salt-factories daemons whose file
 roots are this repo and which sync ``_modules``/``_states`` like a real master.
 """
+import logging
 import os
 import sys
 
 import pytest
+
+# Salt's log handlers flush at interpreter exit into streams pytest already
+# closed; keep that harmless noise from burying pytest's closing summary.
+logging.raiseExceptions = False
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
