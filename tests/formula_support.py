@@ -42,6 +42,20 @@ def pillar(release="zed", roles=None, **extra):
     return {"nova": merge(data, extra)}
 
 
+def drop_scratch_databases(prefix):
+    """Drop the scratch nova databases (<prefix>, _api, _cell0) and user of a test."""
+    import pymysql
+
+    conn = pymysql.connect(unix_socket="/run/mysqld/mysqld.sock", user="root")
+    try:
+        with conn.cursor() as cur:
+            for name in (prefix, prefix + "_api", prefix + "_cell0"):
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(f"DROP USER IF EXISTS '{prefix}'@'localhost'")
+    finally:
+        conn.close()
+
+
 def merge(base, extra):
     out = copy.deepcopy(base)
     for key, value in extra.items():

@@ -11,7 +11,6 @@
   test) to look at and clean up what a run created, by name prefix.
 """
 import contextlib
-import copy
 import grp
 import hashlib
 import subprocess
@@ -26,6 +25,7 @@ import logging
 import pymysql
 import pytest
 import yaml
+from formula_support import merge
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3 as ks_v3
 
@@ -62,16 +62,6 @@ def new_tag(prefix="rel"):
 def load_example():
     with open(os.path.join(REPO, "pillar.example")) as fh:
         return yaml.safe_load(fh)["nova"]
-
-
-def merge(base, extra):
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 class Sandbox:

@@ -9,7 +9,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
-from formula_support import (ALL_IN_ONE, CONTROLLER, DB_PASSWORD, GRAINS, SECRETS,
+from formula_support import (ALL_IN_ONE, drop_scratch_databases, CONTROLLER, DB_PASSWORD, GRAINS, SECRETS,
                              dumps, pillar, render)
 
 PKG = {"RedHat": "openstack-nova-", "Debian": "nova-"}
@@ -372,17 +372,9 @@ def aio_files(tmp_path):
 def scratch_db():
     import uuid
 
-    import pymysql
     prefix = "novafr_" + uuid.uuid4().hex[:6]
     yield prefix
-    conn = pymysql.connect(unix_socket="/run/mysqld/mysqld.sock", user="root")
-    try:
-        with conn.cursor() as cur:
-            for name in (prefix, prefix + "_api", prefix + "_cell0"):
-                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            cur.execute(f"DROP USER IF EXISTS '{prefix}'@'localhost'")
-    finally:
-        conn.close()
+    drop_scratch_databases(prefix)
 
 
 def test_apply_all_in_one_converges_then_changes_nothing(minion, aio_files, scratch_db):

@@ -19,7 +19,7 @@ import pymysql
 import pytest
 import yaml
 
-from formula_support import SECRETS
+from formula_support import SECRETS, drop_scratch_databases
 from harness import REPO
 
 CTL, CMP = "nova-orch-ctl", "nova-orch-cmp"
@@ -86,14 +86,7 @@ def fleet(salt_factories, tmp_path_factory):
         cmp_ = master.salt_minion_daemon(CMP)
         with ctl.started(), cmp_.started():
             yield {"master": master, "files": files, "prefix": prefix, "pillar_dir": pillar_dir}
-    conn = _root_db()
-    try:
-        with conn.cursor() as cur:
-            for name in (prefix, prefix + "_api", prefix + "_cell0"):
-                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            cur.execute(f"DROP USER IF EXISTS '{prefix}'@'localhost'")
-    finally:
-        conn.close()
+    drop_scratch_databases(prefix)
 
 
 def _jid_now():
