@@ -66,6 +66,18 @@ def _secrets(connection, *extra):
     return found
 
 
+def _change(ret, changes, would, act, done):
+    """Report ``changes``; with test=True say what ``would`` happen, else
+    ``act()`` and say it is ``done``."""
+    ret["changes"] = changes
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = would
+        return
+    act()
+    ret["comment"] = done
+
+
 def _account(name, host):
     return f"'{name}'@'{str(host).lower()}'"
 
@@ -77,21 +89,17 @@ def database_present(name, character_set="utf8mb4", collate=None, connection=Non
         diff = _mod("db_differences")(name, character_set, collate, connection=connection,
                                       cached=True)
         if diff is None:
-            ret["changes"] = {"database": {"old": None, "new": name}}
-            if __opts__["test"]:
-                ret["result"] = None
-                ret["comment"] = f"Database {name} would be created"
-                return
-            _mod("db_create")(name, character_set, collate, connection=connection)
-            ret["comment"] = f"Database {name} created"
+            _change(ret, {"database": {"old": None, "new": name}},
+                    f"Database {name} would be created",
+                    lambda: _mod("db_create")(name, character_set, collate,
+                                              connection=connection),
+                    f"Database {name} created")
         elif diff:
-            ret["changes"] = {k: {"old": old, "new": new} for k, (old, new) in diff.items()}
-            if __opts__["test"]:
-                ret["result"] = None
-                ret["comment"] = f"Database {name} would be altered"
-                return
-            _mod("db_alter")(name, character_set, collate, connection=connection)
-            ret["comment"] = f"Database {name} altered"
+            _change(ret, {k: {"old": old, "new": new} for k, (old, new) in diff.items()},
+                    f"Database {name} would be altered",
+                    lambda: _mod("db_alter")(name, character_set, collate,
+                                             connection=connection),
+                    f"Database {name} altered")
         else:
             ret["comment"] = f"Database {name} is present"
 
@@ -105,13 +113,10 @@ def database_absent(name, connection=None):
         if not _mod("db_exists")(name, connection=connection, cached=True):
             ret["comment"] = f"Database {name} is absent"
             return
-        ret["changes"] = {"database": {"old": name, "new": None}}
-        if __opts__["test"]:
-            ret["result"] = None
-            ret["comment"] = f"Database {name} would be dropped"
-            return
-        _mod("db_drop")(name, connection=connection)
-        ret["comment"] = f"Database {name} dropped"
+        _change(ret, {"database": {"old": name, "new": None}},
+                f"Database {name} would be dropped",
+                lambda: _mod("db_drop")(name, connection=connection),
+                f"Database {name} dropped")
 
     return _guard(_ret(name), _secrets(connection), work)
 
@@ -127,21 +132,16 @@ def user_present(name, host, password, connection=None):
     def work(ret):
         check = _mod("user_check")(name, host, password, connection=connection, cached=True)
         if not check["exists"]:
-            ret["changes"] = {"user": {"old": None, "new": account}}
-            if __opts__["test"]:
-                ret["result"] = None
-                ret["comment"] = f"User {account} would be created"
-                return
-            _mod("user_create")(name, host, password, connection=connection)
-            ret["comment"] = f"User {account} created"
+            _change(ret, {"user": {"old": None, "new": account}},
+                    f"User {account} would be created",
+                    lambda: _mod("user_create")(name, host, password, connection=connection),
+                    f"User {account} created")
         elif check["password"] is False:
-            ret["changes"] = {"password": {"old": MASK, "new": MASK}}
-            if __opts__["test"]:
-                ret["result"] = None
-                ret["comment"] = f"Password of {account} differs and would be set"
-                return
-            _mod("user_set_password")(name, host, password, connection=connection)
-            ret["comment"] = f"Password of {account} differed and was set"
+            _change(ret, {"password": {"old": MASK, "new": MASK}},
+                    f"Password of {account} differs and would be set",
+                    lambda: _mod("user_set_password")(name, host, password,
+                                                      connection=connection),
+                    f"Password of {account} differed and was set")
         elif check["password"] is None:
             ret["comment"] = (f"User {account} is present; its authentication plugin "
                               f"'{check['plugin']}' cannot be checked, password left as is")
@@ -159,13 +159,10 @@ def user_absent(name, host, connection=None):
         if not _mod("user_exists")(name, host, connection=connection, cached=True):
             ret["comment"] = f"User {account} is absent"
             return
-        ret["changes"] = {"user": {"old": account, "new": None}}
-        if __opts__["test"]:
-            ret["result"] = None
-            ret["comment"] = f"User {account} would be dropped"
-            return
-        _mod("user_drop")(name, host, connection=connection)
-        ret["comment"] = f"User {account} dropped"
+        _change(ret, {"user": {"old": account, "new": None}},
+                f"User {account} would be dropped",
+                lambda: _mod("user_drop")(name, host, connection=connection),
+                f"User {account} dropped")
 
     return _guard(_ret(name), _secrets(connection), work)
 
@@ -206,12 +203,9 @@ def grants_present(name, host, database, privileges="ALL", strict=False, connect
             changes["revoke"] = f"{', '.join(revoked)} ON {on}"
         if granted:
             changes["grant"] = f"{', '.join(granted)} ON {on}"
-        ret["changes"] = changes
-        if __opts__["test"]:
-            ret["result"] = None
-            ret["comment"] = f"Would {plan['description']} on {on} for {account}"
-            return
-        _mod("grants_apply")(name, host, database, plan, connection=connection)
-        ret["comment"] = f"Did {plan['description']} on {on} for {account}"
+        _change(ret, changes, f"Would {plan['description']} on {on} for {account}",
+                lambda: _mod("grants_apply")(name, host, database, plan,
+                                             connection=connection),
+                f"Did {plan['description']} on {on} for {account}")
 
     return _guard(_ret(name), _secrets(connection), work)
