@@ -44,7 +44,7 @@ SCHEMA = {
     "database:host": ("host", "database server address written in the connection URL (8.2.3)"),
     "database:port": ("port", "database server port"),
     "database:user": ("dbuser", "database user of Nova (8.2.2; letters, digits, _ . $ -, at most 32 characters)"),
-    "database:password": ("secret", "database password of that user (required on api/conductor and on the database minion)"),
+    "database:password": ("secret", "database password of that user (required on api/conductor and on the database minion; ASCII only)"),
     "database:driver": ("str", "SQLAlchemy URL scheme: mysql (legacy) or mysql+pymysql"),
     "database:name": ("dbname", "main (cell1) database; cell0 is <name>_cell0 (so at most 58 characters on current releases)"),
     "database:api_name": ("dbname", "API database (current releases)"),
@@ -54,7 +54,7 @@ SCHEMA = {
     "messaging:host": ("host", "RabbitMQ host (8.2.8 rabbit_host)"),
     "messaging:port": ("port", "RabbitMQ port (rabbit_port, 5672)"),
     "messaging:user": ("str", "RabbitMQ user (rabbit_userid, nova)"),
-    "messaging:password": ("secret", "RabbitMQ password (required on every Nova node)"),
+    "messaging:password": ("secret", "RabbitMQ password (required on every Nova node; no '/')"),
     "messaging:virtual_host": ("str", "RabbitMQ virtual host (rabbit_virtual_host, /)"),
     "messaging:ssl:enabled": ("bool", "broker SSL (8.2.9 rabbit_use_ssl / [oslo_messaging_rabbit] ssl)"),
     "messaging:ssl:cert_file": ("path?", "client certificate (kombu_ssl_certfile / ssl_cert_file)"),
@@ -147,6 +147,15 @@ LENGTHS = {"identity:user": 255, "identity:project": 64, "identity:project_domai
            "identity:service:name": 255, "identity:service:type": 255}
 # Auth URLs that must speak Identity v3 on current releases (v2.0 was removed).
 V3_URLS = ("identity:auth_url", "placement:auth_url", "network:neutron:auth_url")
+# oslo.messaging's rabbit driver decodes the transport URL, then rebuilds
+# kombu's URL with urllib's quote(), which leaves "/" raw: kombu then reads
+# the rest of the password as a port and the services die quoting it. No
+# encoding avoids that, so these values must not hold a "/".
+NO_SLASH = ("messaging:user", "messaging:password")
+# PyMySQL before 1.1 (Debian 12's 1.0.2, with Zed) sends the password as
+# latin-1, while the server hashed the UTF-8 bytes: a non-ASCII database
+# password then never logs in.
+ASCII_ONLY = ("database:password",)
 CELL0_SUFFIX = "_cell0"
 DB_NAME_MAX = 64  # MySQL identifier limit
 
@@ -443,6 +452,13 @@ def validate(nova, raw=None, releases=None):
             err = next(filter(None, map(_ini_value_error, _strings(value))), None)
         if not err and key in LENGTHS and isinstance(value, str) and len(value) > LENGTHS[key]:
             err = f"at most {LENGTHS[key]} characters (Keystone's limit), got {len(value)}"
+        if not err and key in ASCII_ONLY and isinstance(value, str) and not value.isascii():
+            err = ("must be ASCII: PyMySQL before 1.1, which Nova uses on Zed, sends "
+                   "the password as latin-1, so a non-ASCII one never logs in")
+        if not err and key in NO_SLASH and isinstance(value, str) and "/" in value:
+            err = ("may not contain '/': oslo.messaging's rabbit driver re-quotes it raw "
+                   "into kombu's URL, which then cannot be parsed (every other character "
+                   "works)")
         if err:
             errors.append(f"nova:{key}: {err}")
     if errors:

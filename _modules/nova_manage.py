@@ -1,10 +1,11 @@
 """Read and change Nova's database schema and cells through ``nova-manage``.
 
 Every call runs ``nova-manage`` as the nova user (through runuser, so no
-root-owned log file is left behind) with an argument list, never a shell, and never with a secret:
-``create_cell`` and ``map_cell0`` read the transport URL and the database
-connection from nova.conf. Output that could hold a URL is masked before it
-reaches a message.
+root-owned log file is left behind) with an argument list, never a shell, and
+never with a secret: ``create_cell`` and ``update_cell`` read the transport URL
+and the database connection from nova.conf. Output that could hold a URL is
+masked before it reaches a message. Reads (schema versions, cells, computes)
+and the cell0 mapping go straight to the databases nova.conf names, over SQL.
 
 Configuration (minion config or pillar, through config.get):
     nova_manage:user        the service user (nova)
@@ -12,12 +13,11 @@ Configuration (minion config or pillar, through config.get):
     nova_manage:config      nova.conf (/etc/nova/nova.conf); another path is passed
                             as --config-file, and read for the check of discover
 """
-import configparser
 import json
 import os
 import re
 import shutil
-from urllib.parse import unquote, urlsplit, parse_qs
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from salt.exceptions import CommandExecutionError
 
@@ -29,6 +29,8 @@ except ImportError:  # pragma: no cover - reported by __virtual__
 __virtualname__ = "nova_manage"
 
 MASK = "********"
+CELL0_UUID = "00000000-0000-0000-0000-000000000000"
+CELL0_TRANSPORT_URL = "none:///"
 
 # Run by Nova's own interpreter: print the head revision(s) the installed
 # code would migrate to, for the main (cell) and the API database. Alembic
@@ -108,16 +110,17 @@ def _run(*args):
     return res["stdout"]
 
 
+def _conf_value(section, key):
+    """``[section] key`` of nova.conf as oslo.config reads it, or None."""
+    return __salt__["openstack_ini.get_option"](_opt("config"), section, key)
+
+
 def _conf_url(section):
     """``[section] connection`` of nova.conf, or None."""
-    parser = configparser.RawConfigParser(strict=False, interpolation=None)
-    parser.read(_opt("config"))
-    if parser.has_option(section, "connection"):
-        return parser.get(section, "connection")
-    return None
+    return _conf_value(section, "connection")
 
 
-def _sql(section, query):
+def _sql(section, query, params=None, write=False):
     """Rows of ``query`` on the database of ``[section] connection``; None
     when the table does not exist (yet). A query costs milliseconds, where a
     nova-manage call costs seconds of Python start-up: these reads run on
@@ -125,13 +128,16 @@ def _sql(section, query):
     conn = _connect(_conf_url(section))
     try:
         with conn.cursor() as cur:
-            cur.execute(query)
-            return cur.fetchall()
+            cur.execute(query, params)
+            rows = cur.fetchall()
+        if write:
+            conn.commit()
+        return rows
     except pymysql.MySQLError as exc:
         if exc.args and exc.args[0] == 1146:  # ER_NO_SUCH_TABLE
             return None
-        raise CommandExecutionError(f"cannot read the [{section}] database: "
-                                    f"{_mask(exc)}") from None
+        raise CommandExecutionError(f"cannot {'write' if write else 'read'} the "
+                                    f"[{section}] database: {_mask(exc)}") from None
     finally:
         conn.close()
 
@@ -206,14 +212,63 @@ def list_cells():
     return names
 
 
+def cell_urls(name):
+    """``{"uuid", "transport_url", "database_connection"}`` of the cell mapped as
+    ``name`` (read over SQL: the values hold passwords, so they never go
+    through nova-manage's output), or None when it is not mapped."""
+    if not _by_sql("api_database"):
+        raise CommandExecutionError("comparing cell URLs needs [api_database] connection "
+                                    "to be a MySQL/MariaDB URL")
+    rows = _sql("api_database", "SELECT uuid, transport_url, database_connection "
+                "FROM cell_mappings WHERE name = %s ORDER BY id", (name,))
+    if not rows:
+        return None
+    return dict(zip(("uuid", "transport_url", "database_connection"), rows[0]))
+
+
+def wanted_cell_urls(name):
+    """The URLs nova.conf implies for cell ``name``: cell0 has no broker and the
+    main database's URL with ``_cell0`` appended to the database name (Nova's
+    rule); any other cell has nova.conf's transport URL and main database."""
+    connection = _conf_url("database")
+    if not connection:
+        raise CommandExecutionError(f"{_opt('config')} has no [database] connection")
+    if name == "cell0":
+        parts = urlsplit(connection)
+        return {"transport_url": CELL0_TRANSPORT_URL,
+                "database_connection": urlunsplit(
+                    parts._replace(path=parts.path.rstrip("/") + "_cell0"))}
+    return {"transport_url": _conf_value("DEFAULT", "transport_url"),
+            "database_connection": connection}
+
+
 def map_cell0():
-    """``cell_v2 map_cell0`` (the cell0 URL is derived from nova.conf)."""
-    return _run("cell_v2", "map_cell0")
+    """Map cell0 to nova.conf's main database URL + ``_cell0``, or update its URL.
+
+    Written over SQL, not by ``cell_v2 map_cell0``: Nova derives the URL with
+    ``unquote(str(url))``, which decodes a percent-encoded password and so
+    breaks one holding ``@ : / % #`` (and ``--database_connection`` would put
+    the URL on argv). The row is the one map_cell0 writes (its fixed uuid,
+    ``none:///``)."""
+    url = wanted_cell_urls("cell0")["database_connection"]
+    _sql("api_database",
+         "INSERT INTO cell_mappings (created_at, uuid, name, transport_url, "
+         "database_connection, disabled) VALUES (UTC_TIMESTAMP(), %s, 'cell0', %s, %s, 0) "
+         "ON DUPLICATE KEY UPDATE updated_at = UTC_TIMESTAMP(), "
+         "transport_url = VALUES(transport_url), "
+         "database_connection = VALUES(database_connection)",
+         (CELL0_UUID, CELL0_TRANSPORT_URL, url), write=True)
 
 
 def create_cell(name):
     """``cell_v2 create_cell --name NAME`` with URLs read from nova.conf."""
     return _run("cell_v2", "create_cell", f"--name={name}", "--verbose")
+
+
+def update_cell(uuid):
+    """``cell_v2 update_cell --cell_uuid UUID``: the cell takes nova.conf's
+    transport URL and database connection (none given on argv)."""
+    return _run("cell_v2", "update_cell", f"--cell_uuid={uuid}")
 
 
 def discover_hosts():
@@ -247,23 +302,12 @@ def computes():
     database (compute_nodes) and hosts with a mapping in the API database."""
     if pymysql is None:
         raise CommandExecutionError("nova_manage.computes needs the pymysql library")
-    parser = configparser.RawConfigParser(strict=False, interpolation=None)
-    parser.read(_opt("config"))
-    urls = {}
-    for section in ("database", "api_database"):
-        if not parser.has_option(section, "connection"):
-            raise CommandExecutionError(f"{_opt('config')} has no [{section}] connection")
-        urls[section] = parser.get(section, "connection")
     out = {}
     for key, section, query in (
             ("registered", "database",
              "SELECT DISTINCT host FROM compute_nodes WHERE deleted = 0"),
             ("mapped", "api_database", "SELECT DISTINCT host FROM host_mappings")):
-        conn = _connect(urls[section])
-        try:
-            with conn.cursor() as cur:
-                cur.execute(query)
-                out[key] = sorted(row[0] for row in cur.fetchall() if row[0])
-        finally:
-            conn.close()
+        if not _conf_url(section):
+            raise CommandExecutionError(f"{_opt('config')} has no [{section}] connection")
+        out[key] = sorted(row[0] for row in _sql(section, query) or [] if row[0])
     return out

@@ -2,8 +2,9 @@
 
 - ``api_db_synced`` / ``db_synced``: run ``nova-manage (api_)db sync`` only
   when the database version is not the head revision of the installed code.
-- ``cell_present``: ``cell_v2 map_cell0`` (name ``cell0``) or
-  ``cell_v2 create_cell`` only when ``cell_v2 list_cells`` lacks the cell.
+- ``cell_present``: the cell is mapped with nova.conf's URLs: created when
+  missing, updated after a password rotation (cell0 over SQL, other cells by
+  ``cell_v2 create_cell`` / ``update_cell``).
 - ``hosts_discovered``: ``cell_v2 discover_hosts`` only when a registered
   compute host has no host mapping; fails (so ``retry`` can wait) while fewer
   than ``expect`` computes (a count, or host names: a missing one is named)
@@ -62,32 +63,47 @@ def db_synced(name="db"):
 
 
 def cell_present(name):
-    """Cell ``name`` is mapped: ``cell0`` through map_cell0, any other through
-    create_cell; both read their URLs from nova.conf (never from argv)."""
+    """Cell ``name`` is mapped with the URLs nova.conf implies: created when
+    missing, updated when its transport URL or database connection differs
+    (a rotated password). cell0 is written over SQL, any other cell through
+    ``cell_v2 create_cell`` / ``update_cell``; both take their URLs from
+    nova.conf, never from argv, and no URL reaches the state's return."""
     ret = _ret(name)
     try:
-        cells = __salt__["nova_manage.list_cells"]()
-        if name in cells:
-            ret["comment"] = f"Cell {name} is mapped"
+        stored = __salt__["nova_manage.cell_urls"](name)
+        wanted = __salt__["nova_manage.wanted_cell_urls"](name)
+        if stored is None:
+            changes = {"cell": {"old": None, "new": name}}
+            verb = "created"
+        else:
+            changes = {key: {"old": "(differs from nova.conf)", "new": "(from nova.conf)"}
+                       for key in ("transport_url", "database_connection")
+                       if stored[key] != wanted[key]}
+            verb = "updated"
+        if not changes:
+            ret["comment"] = f"Cell {name} is mapped with nova.conf's URLs"
             return ret
         if __opts__["test"]:
             ret["result"] = None
-            ret["comment"] = f"Cell {name} would be created"
-            ret["changes"] = {"cell": {"old": None, "new": name}}
+            ret["comment"] = f"Cell {name} would be {verb}"
+            ret["changes"] = changes
             return ret
         if name == "cell0":
             __salt__["nova_manage.map_cell0"]()
-        else:
+        elif stored is None:
             __salt__["nova_manage.create_cell"](name)
-        if name not in __salt__["nova_manage.list_cells"]():
+        else:
+            __salt__["nova_manage.update_cell"](stored["uuid"])
+        now = __salt__["nova_manage.cell_urls"](name)
+        if now is None or any(now[key] != wanted[key] for key in wanted):
             raise CommandExecutionError(f"nova-manage reported success but cell {name} "
-                                        "is not listed")
+                                        "does not have nova.conf's URLs")
     except CommandExecutionError as exc:
         ret["result"] = False
         ret["comment"] = str(exc)
         return ret
-    ret["changes"] = {"cell": {"old": None, "new": name}}
-    ret["comment"] = f"Cell {name} created"
+    ret["changes"] = changes
+    ret["comment"] = f"Cell {name} {verb}"
     return ret
 
 

@@ -1,8 +1,9 @@
 {#- 8.2.13: the schema, once, on the one sync conductor (nova:fleet), as the
     nova user, after the databases and nova.conf and before any service.
     _states/nova_manage.py compares the DB version with the installed code's
-    head and the cell list first, so a second run changes nothing. Current
-    releases: api_db sync, cell_v2 map_cell0, cell1 if missing, db sync. -#}
+    head and the cells' URLs with nova.conf first, so a second run changes
+    nothing. Current releases: api_db sync, cell0 and cell1 mapped with
+    nova.conf's URLs (created, or updated after a password rotation), db sync. -#}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import nova, heavy with context %}
 

@@ -18,7 +18,7 @@ CONTROLLER = ["api", "scheduler", "conductor"]
 DB_PASSWORD = "d@b:p/w%#&'\" \\?x"
 SECRETS = {
     "database": DB_PASSWORD,
-    "messaging": "r@bbit:/%#pw",
+    "messaging": "r@bbit:%#pw &?",  # no "/": see nova_formula.NO_SLASH
     "identity": "ks-S3cret!",
     "placement": "pl-S3cret!",
     "neutron": "neu-S3cret!",

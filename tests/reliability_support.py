@@ -13,8 +13,10 @@
 import contextlib
 import grp
 import hashlib
+import json
 import subprocess
 import os
+import re
 import secrets
 import socket
 import urllib.error
@@ -52,6 +54,30 @@ NOVA_CONF = ("[DEFAULT]\n# The IP address of this host\n#my_ip = <host_ipv4>\nmy
              "[neutron]\n\n[placement]\nusername =\n")
 API_PASTE = "[filter:authtoken]\npaste.filter_factory = keystonemiddleware.auth_token:filter_factory\n"
 COMPUTE_CONF = "[DEFAULT]\ncompute_driver = libvirt.LibvirtDriver\n"
+
+
+def ini_value(text, section, key):
+    """The last ``key = value`` of ``section`` in INI ``text`` (verbatim, as
+    oslo.config reads it), or None."""
+    current, found = None, None
+    for line in text.splitlines():
+        if line.startswith("["):
+            current = line.strip()[1:-1]
+        elif current == section and re.match(rf"{re.escape(key)}\s*=", line):
+            found = line.split("=", 1)[1].strip()
+    return found
+
+
+def oslo_login(**urls):
+    """{name: {"ok": bool, "error"?: type}}: log in with each URL
+    (``transport_url``, ``database_connection``) the way Nova's libraries do,
+    in the system's Python (tests/support/oslo_url_check.py); the URLs go on
+    stdin, never on argv."""
+    proc = subprocess.run(["/usr/bin/python3", os.path.join(REPO, "tests", "support",
+                                                            "oslo_url_check.py")],
+                          input=json.dumps(urls), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def new_tag(prefix="rel"):

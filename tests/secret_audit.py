@@ -35,9 +35,11 @@ MAX_FILE_BYTES = 64 << 20  # bigger files are skipped (counted in .skipped)
 CHUNK = 4 << 20
 
 
-def sentinel(label):
-    """A unique secret: ``label``, a random 16-hex core, then every nasty character."""
-    return f"{label}-{secrets.token_hex(8)}{NASTY}end"
+def sentinel(label, without=""):
+    """A unique secret: ``label``, a random 16-hex core, then every nasty
+    character but those in ``without``."""
+    nasty = "".join(ch for ch in NASTY if ch not in without)
+    return f"{label}-{secrets.token_hex(8)}{nasty}end"
 
 
 def forms(secret):

@@ -135,6 +135,9 @@ REFUSED = [
     ({"identity": {"admin": {"auth_url": "http://k/v3", "usernme": "a"}}}, "nova:identity:admin"),
     ({"fleet": {"discover": {"expect": -1}}}, "nova:fleet:discover:expect"),
     ({"fleet": {"discover": {"expect": ["cmp1", ""]}}}, "nova:fleet:discover:expect"),
+    ({"messaging": {"password": "pw/x"}}, "nova:messaging:password"),
+    ({"messaging": {"user": "mq/u"}}, "nova:messaging:user"),
+    ({"database": {"password": "pw-é"}}, "nova:database:password"),
 ]
 
 
@@ -155,6 +158,7 @@ def test_values_later_engines_refuse_are_refused_first(change, key):
     {"identity": {"auth_url": "http://k:5000/v3"}},
     {"fleet": {"discover": {"expect": ["cmp1", "cmp2.example.org"]}}},
     {"fleet": {"discover": {"expect": 3}}},
+    {"messaging": {"password": "@:%#&'\" \\?[]é"}, "database": {"password": "@:/%#&'\" \\"}},
     {"config": {"nova.conf": {"DEFAULT": {"debug": True, "x": None, "l": ["a", 1]}}}},
 ], ids=lambda c: next(iter(c)))
 def test_edge_values_still_accepted(change):

@@ -153,6 +153,8 @@ CASES = [
      "nova:config", ()),
     ("cr-in-placement-password", {"placement": {"password": "pw\rx"}},
      "nova:placement:password", ()),
+    ("slash-in-mq-password", {"messaging": {"password": "pw/x"}},
+     "nova:messaging:password", ()),
     ("ks-admin-typo", {"identity": {"admin": {"auth_url": "http://127.0.0.1:5000/v3",
                                               "usernam": "admin"}}},
      "nova:identity:admin", ()),

@@ -18,8 +18,10 @@ placement, neutron and the metadata secret. Each sentinel holds
   the secrets may be. Zero hits.
 - The same passwords work: the DB login with the URL read back from
   nova.conf, the broker login with transport_url decoded the way
-  oslo.messaging does, a Keystone token for the user with the credentials of
-  [keystone_authtoken].
+  oslo.messaging does, both again through Debian's oslo.messaging, kombu and
+  SQLAlchemy themselves, a Keystone token for the user with the credentials
+  of [keystone_authtoken]. The RabbitMQ sentinel has no "/" (refused by the
+  validator: oslo.messaging cannot carry it).
 """
 import grp
 import json
@@ -37,21 +39,10 @@ import pytest
 from formula_support import GRAINS
 from harness import SALT_CALL, SaltCall
 from reliability_support import (Db, Keystone, Sandbox, admin_cloud, example_pillar, group,
-                                 new_tag)
+                                 ini_value, new_tag, oslo_login)
 from secret_audit import ArgvSampler, audit, describe, forms, sentinel
 
 OUTPUTTERS = ("highstate", "json", "yaml")
-
-
-def _ini(text, section, key):
-    """The last ``key = value`` of ``section`` (verbatim, as oslo.config reads it)."""
-    current, found = None, None
-    for line in text.splitlines():
-        if line.startswith("["):
-            current = line.strip()[1:-1]
-        elif current == section and re.match(rf"{re.escape(key)}\s*=", line):
-            found = line.split("=", 1)[1].strip()
-    return found
 
 
 def oslo_transport_url(url):
@@ -126,7 +117,9 @@ def test_auditor_finds_each_form_everywhere(tmp_path):
 def rabbit():
     """A RabbitMQ vhost and user for the sentinel; the password goes on stdin."""
     tag = new_tag("rsq")
-    user, vhost, password = tag + "_mq", tag + "/vh", sentinel("mq")
+    # no "/" in a RabbitMQ password: oslo.messaging cannot carry it (the
+    # validator refuses it; tests/test_oslo_url_limits.py shows why)
+    user, vhost, password = tag + "_mq", tag + "/vh", sentinel("mq", without="/")
 
     def ctl(*args, stdin=None):
         proc = subprocess.run(["rabbitmqctl", "-q", *args], input=stdin, text=True,
@@ -275,7 +268,7 @@ def test_database_password_works_from_the_written_url(deployed):
     text = deployed["sandbox"].read()
     for section, database in (("database", deployed["tag"]),
                               ("api_database", deployed["tag"] + "_api")):
-        url = sqlalchemy_url(_ini(text, section, "connection"))
+        url = sqlalchemy_url(ini_value(text, section, "connection"))
         assert url["password"] == deployed["secrets"]["database"]
         assert url["database"] == database
         conn = pymysql.connect(host=url["host"], port=url["port"], user=url["user"],
@@ -289,8 +282,19 @@ def test_database_password_works_from_the_written_url(deployed):
         assert name == database and user.startswith(deployed["tag"] + "@")
 
 
+def test_nova_libraries_log_in_with_the_written_urls(deployed):
+    """oslo.messaging + kombu and SQLAlchemy, as installed for Nova, read the
+    sentinel passwords back out of the written URLs and log in with them."""
+    text = deployed["sandbox"].read()
+    for section in ("database", "api_database"):
+        got = oslo_login(transport_url=ini_value(text, "DEFAULT", "transport_url"),
+                         database_connection=ini_value(text, section, "connection"))
+        assert got == {"transport_url": {"ok": True},
+                       "database_connection": {"ok": True}}, (section, got)
+
+
 def test_broker_password_works_from_transport_url(deployed):
-    url = oslo_transport_url(_ini(deployed["sandbox"].read(), "DEFAULT", "transport_url"))
+    url = oslo_transport_url(ini_value(deployed["sandbox"].read(), "DEFAULT", "transport_url"))
     rabbit = deployed["rabbit"]
     assert (url["username"], url["password"], url["virtual_host"]) == (
         rabbit["user"], rabbit["password"], rabbit["vhost"])
@@ -312,10 +316,10 @@ def test_broker_password_works_from_transport_url(deployed):
 
 def test_keystone_password_works_from_keystone_authtoken(deployed):
     text = deployed["sandbox"].read()
-    get = lambda key: _ini(text, "keystone_authtoken", key)  # noqa: E731
+    get = lambda key: ini_value(text, "keystone_authtoken", key)  # noqa: E731
     assert get("password") == deployed["secrets"]["identity"]
     token = deployed["keystone"].token_for(get("auth_url") + "/v3", get("username"),
                                            get("password"), get("project_name"))
     assert token
     # metadata secret written verbatim (oslo reads the value as is)
-    assert _ini(text, "neutron", "metadata_proxy_shared_secret") == deployed["secrets"]["metadata"]
+    assert ini_value(text, "neutron", "metadata_proxy_shared_secret") == deployed["secrets"]["metadata"]

@@ -71,10 +71,8 @@ def read_secret(name):
 def secret(name):
     """Return secret NAME, creating it (0600 in a 0700 dir) if absent.
 
-    Hex only, on purpose: Zed's own code breaks on URL-special characters in
-    the two passwords that travel inside URLs (oslo.messaging hands kombu the
-    decoded RabbitMQ password; ``nova-manage cell_v2 map_cell0`` unquotes the
-    cell0 database URL). See README.md ("The main job")."""
+    Random hex: readable in a demo. tests/test_e2e_secrets.py replaces them
+    with passwords full of URL, shell and SQL special characters."""
     os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
     os.chmod(STATE_DIR, 0o700)
     path = secret_path(name)
