@@ -561,26 +561,26 @@ def _charset_clause(character_set, collate):
     return clause
 
 
-def db_create(name, character_set="utf8mb4", collate=None, connection=None):
+def _db_define(statement, name, character_set, collate, connection):
+    """``statement`` (CREATE DATABASE IF NOT EXISTS / ALTER DATABASE) for
+    ``name`` with its character set clause."""
     validate_database(name)
     character_set = validate_charset(character_set, "character_set")
     collate = validate_charset(collate, "collate")
     server = _server(connection)
-    server.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(name)}"
+    server.query(f"{statement} {quote_identifier(name)}"
                  + _charset_clause(character_set, collate))
     _forget(server, "schemata")
     return True
+
+
+def db_create(name, character_set="utf8mb4", collate=None, connection=None):
+    return _db_define("CREATE DATABASE IF NOT EXISTS", name, character_set, collate,
+                      connection)
 
 
 def db_alter(name, character_set="utf8mb4", collate=None, connection=None):
-    validate_database(name)
-    character_set = validate_charset(character_set, "character_set")
-    collate = validate_charset(collate, "collate")
-    server = _server(connection)
-    server.query(f"ALTER DATABASE {quote_identifier(name)}"
-                 + _charset_clause(character_set, collate))
-    _forget(server, "schemata")
-    return True
+    return _db_define("ALTER DATABASE", name, character_set, collate, connection)
 
 
 def db_drop(name, connection=None):

@@ -313,16 +313,21 @@ def _cached_get(conn, key, fetch):
     return conn.cache[key]
 
 
-def project_get(name, domain="Default", auth=None, cloud=None):
-    """The project ``name`` in ``domain`` as a dict, or None."""
+def _in_domain_get(kind, name, domain, auth, cloud):
+    """The ``kind`` (project/user) ``name`` in ``domain`` as a dict, or None."""
     conn = _conn(auth, cloud)
     did = domain_id(domain, auth, cloud)
 
     def fetch():
-        _, data = conn.call("GET", "/projects", params={"name": name, "domain_id": did})
-        return _one(data["projects"], f"project '{name}' in domain '{domain}'")
+        _, data = conn.call("GET", f"/{kind}s", params={"name": name, "domain_id": did})
+        return _one(data[f"{kind}s"], f"{kind} '{name}' in domain '{domain}'")
 
-    return _cached_get(conn, ("project", name, did), fetch)
+    return _cached_get(conn, (kind, name, did), fetch)
+
+
+def project_get(name, domain="Default", auth=None, cloud=None):
+    """The project ``name`` in ``domain`` as a dict, or None."""
+    return _in_domain_get("project", name, domain, auth, cloud)
 
 
 def project_create(name, domain="Default", description=None, enabled=True,
@@ -355,14 +360,7 @@ def project_delete(project_id, auth=None, cloud=None):
 
 def user_get(name, domain="Default", auth=None, cloud=None):
     """The user ``name`` in ``domain`` as a dict, or None."""
-    conn = _conn(auth, cloud)
-    did = domain_id(domain, auth, cloud)
-
-    def fetch():
-        _, data = conn.call("GET", "/users", params={"name": name, "domain_id": did})
-        return _one(data["users"], f"user '{name}' in domain '{domain}'")
-
-    return _cached_get(conn, ("user", name, did), fetch)
+    return _in_domain_get("user", name, domain, auth, cloud)
 
 
 def user_create(name, password, domain="Default", default_project_id=None, email=None,

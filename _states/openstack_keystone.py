@@ -279,14 +279,21 @@ def _grant_ids(name, user, project, user_domain, project_domain, ka, absent):
     return {k: v[0] for k, v in recs.items()}, missing
 
 
+def _grant(name, user, project, user_domain, project_domain, ka, absent):
+    """(description, (project_id, user_id, role_id) or None, missing record labels)."""
+    what = f"role '{name}' for user '{user}' on project '{project}'"
+    recs, missing = _grant_ids(name, user, project, user_domain, project_domain, ka, absent)
+    ids = None if missing else (recs["project"]["id"], recs["user"]["id"], recs["role"]["id"])
+    return what, ids, missing
+
+
 def role_grant_present(name, user, project, user_domain="Default",
                        project_domain="Default", auth=None, cloud=None):
     """Role ``name`` for ``user`` on ``project``."""
     def body(ret):
         ka = _auth(auth, cloud)
-        what = f"role '{name}' for user '{user}' on project '{project}'"
-        recs, missing = _grant_ids(name, user, project, user_domain, project_domain,
-                                   ka, absent=False)
+        what, ids, missing = _grant(name, user, project, user_domain, project_domain, ka,
+                                    absent=False)
         if missing:
             if _test():
                 # In a test run the records may be pending in earlier states.
@@ -297,7 +304,6 @@ def role_grant_present(name, user, project, user_domain="Default",
             ret["result"] = False
             ret["comment"] = f"cannot grant {what}: {' and '.join(missing)} does not exist"
             return
-        ids = (recs["project"]["id"], recs["user"]["id"], recs["role"]["id"])
         if _ks("role_grant_check", *ids, **ka):
             ret["comment"] = f"{what} is already granted"
             return
@@ -312,13 +318,11 @@ def role_grant_absent(name, user, project, user_domain="Default",
                       project_domain="Default", auth=None, cloud=None):
     def body(ret):
         ka = _auth(auth, cloud)
-        what = f"role '{name}' for user '{user}' on project '{project}'"
-        recs, missing = _grant_ids(name, user, project, user_domain, project_domain,
-                                   ka, absent=True)
+        what, ids, missing = _grant(name, user, project, user_domain, project_domain, ka,
+                                    absent=True)
         if missing:
             ret["comment"] = f"{what} is already absent ({' and '.join(missing)} does not exist)"
             return
-        ids = (recs["project"]["id"], recs["user"]["id"], recs["role"]["id"])
         if not _ks("role_grant_check", *ids, **ka):
             ret["comment"] = f"{what} is already absent"
             return

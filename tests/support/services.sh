@@ -123,15 +123,28 @@ start_and_wait() {  # start_and_wait INIT URL SERVICE LOG RESTART(0|1)
     wait_for "$2" "$3" "$4"
 }
 
+# resume NAME INIT URL LOG [RESTART]: a service set up before is "up" when it
+# answers (and no restart is due), else (re)started, then warmed up by
+# warm_NAME if there is one; RESUMED=1 then. RESUMED=0: never set up.
+# (Not a return status: `resume && ...` would turn off errexit inside it.)
+resume() {
+    local name=$1 init=$2 url=$3 logf=$4 restart=${5:-0}
+    RESUMED=0
+    done_marker "$name" || return 0
+    if [ "$restart" = 0 ] && answers "$url"; then
+        log "$name: up"; RESUMED=1; return 0
+    fi
+    [ "$name" = keystone ] || need_keystone  # (sets RESUMED for keystone)
+    start_and_wait "$init" "$url" "$name" "$logf" "$restart"
+    if declare -F "warm_$name" >/dev/null; then "warm_$name"; fi
+    log "$name: started"
+    RESUMED=1
+}
+
 # ---------------------------------------------------------------- keystone
 up_keystone() {
-    if done_marker keystone && answers "$KS/v3"; then
-        log "keystone: up"; return
-    fi
-    if done_marker keystone; then
-        start_and_wait keystone "$KS/v3" keystone /var/log/keystone/keystone.log 0
-        log "keystone: started"; return
-    fi
+    resume keystone keystone "$KS/v3" /var/log/keystone/keystone.log
+    [ "$RESUMED" = 0 ] || return 0
     log "keystone: setting up"
     "${HELPER[@]}" db keystone
     ini_merge /etc/keystone/keystone.conf <<EOF
@@ -166,14 +179,9 @@ need_keystone() {
 # ---------------------------------------------------------------- placement
 up_placement() {
     local url=http://127.0.0.1:8778 logf=/var/log/placement/placement-api.log
-    if done_marker placement && answers "$url/"; then
-        log "placement: up"; return
-    fi
+    resume placement placement-api "$url/" "$logf"
+    [ "$RESUMED" = 0 ] || return 0
     need_keystone
-    if done_marker placement; then
-        start_and_wait placement-api "$url/" placement "$logf" 0
-        log "placement: started"; return
-    fi
     log "placement: setting up"
     "${HELPER[@]}" db placement
     "${HELPER[@]}" keystone-service placement placement "$url"
@@ -195,14 +203,9 @@ EOF
 # ---------------------------------------------------------------- glance
 up_glance() {
     local url=http://127.0.0.1:9292 logf=/var/log/glance/glance-api.log
-    if done_marker glance && answers "$url/"; then
-        log "glance: up"; return
-    fi
+    resume glance glance-api "$url/" "$logf"
+    [ "$RESUMED" = 0 ] || return 0
     need_keystone
-    if done_marker glance; then
-        start_and_wait glance-api "$url/" glance "$logf" 0
-        log "glance: started"; return
-    fi
     log "glance: setting up"
     "${HELPER[@]}" db glance
     "${HELPER[@]}" keystone-service glance image "$url"
@@ -247,6 +250,8 @@ rabbit_user() {  # user + vhost ftest_neutron; the password goes to rabbitmqctl 
     rabbitmqctl -q set_permissions -p ftest_neutron ftest_neutron '.*' '.*' '.*' >/dev/null
 }
 
+warm_neutron() { "${HELPER[@]}" network-warmup; }
+
 up_neutron() {
     local url=http://127.0.0.1:9696 logf=/var/log/neutron/neutron-api.log
     local ini=/etc/neutron/neutron-api-uwsgi.ini restart=0
@@ -258,15 +263,9 @@ up_neutron() {
         uwsgi_tune "$ini" 1
         restart=1
     fi
-    if done_marker neutron && [ "$restart" = 0 ] && answers "$url/"; then
-        log "neutron: up"; return
-    fi
+    resume neutron neutron-api "$url/" "$logf" "$restart"
+    [ "$RESUMED" = 0 ] || return 0
     need_keystone
-    if done_marker neutron; then
-        start_and_wait neutron-api "$url/" neutron "$logf" "$restart"
-        "${HELPER[@]}" network-warmup
-        log "neutron: started"; return
-    fi
     log "neutron: setting up"
     "${HELPER[@]}" db neutron
     rabbit_user
@@ -297,7 +296,7 @@ EOF
     as_user neutron "neutron-db-manage --config-file /etc/neutron/neutron.conf \
         --config-file /etc/neutron/plugins/ml2/ml2_conf.ini upgrade head"
     start_and_wait neutron-api "$url/" neutron "$logf" 1
-    "${HELPER[@]}" network-warmup
+    warm_neutron
     mark_done neutron
     log "neutron: up"
 }
