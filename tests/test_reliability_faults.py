@@ -33,15 +33,13 @@ import threading
 import time
 
 import amqp
-import pymysql
 import pytest
 import yaml
 
 from formula_support import GRAINS
 from harness import SALT_CALL, SaltCall
-from reliability_support import (CLOUD, Db, Keystone, Sandbox, admin_cloud, example_pillar,
-                                 free_port, group, new_tag)
-from secret_audit import wait_for
+from reliability_support import (CLOUD, Db, Keystone, PrivateMariaDB, Sandbox, admin_cloud,
+                                 example_pillar, free_port, group, new_tag, reap)
 
 
 def _sha(path):
@@ -112,72 +110,6 @@ def test_no_space_left_keeps_the_file_whole_through_salt(sc, tmp_path):
 
 
 # ------------------------------------------------------------------ MariaDB stopped
-
-def _reap(proc):
-    """Wait for ``proc`` in a thread: a state that kills it then sees it gone
-    (an unreaped child would stay a zombie that `kill -0` still finds)."""
-    threading.Thread(target=proc.wait, daemon=True).start()
-
-
-class PrivateMariaDB:
-    """A throw-away mariadbd: own datadir, socket and TCP port on 127.0.0.1."""
-
-    def __init__(self, folder):
-        self.folder = str(folder)
-        self.datadir = os.path.join(self.folder, "data")
-        self.socket = os.path.join(self.folder, "mysqld.sock")
-        self.pidfile = os.path.join(self.folder, "mysqld.pid")
-        self.port = free_port()
-        self.proc = None
-        os.makedirs(self.datadir)
-        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={self.datadir}",
-                        "--user=root", "--auth-root-authentication-method=normal",
-                        "--skip-test-db"], check=True, capture_output=True, timeout=300)
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            ["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={self.datadir}",
-             f"--socket={self.socket}", f"--port={self.port}", "--bind-address=127.0.0.1",
-             f"--pid-file={self.pidfile}", "--user=root", "--skip-log-bin",
-             "--innodb-buffer-pool-size=16M", "--skip-name-resolve",
-             f"--log-error={os.path.join(self.folder, 'error.log')}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _reap(self.proc)
-        if not wait_for(self._answers, timeout=120):
-            raise AssertionError("the private mariadbd did not start: "
-                                 + open(os.path.join(self.folder, "error.log")).read()[-2000:])
-        # root over TCP (127.0.0.1, no name resolution) for the states under test
-        conn = pymysql.connect(unix_socket=self.socket, user="root", autocommit=True)
-        with conn.cursor() as cur:
-            cur.execute("CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'")
-            cur.execute("GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
-        conn.close()
-
-    def _answers(self):
-        try:
-            pymysql.connect(unix_socket=self.socket, user="root", connect_timeout=2).close()
-            return True
-        except pymysql.MySQLError:
-            return self.proc.poll() is not None and None
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def query(self, sql):
-        conn = pymysql.connect(unix_socket=self.socket, user="root", autocommit=True)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                return cur.fetchall()
-        finally:
-            conn.close()
-
 
 DB_SLS = """
 {%- set c = pillar['conn'] %}
@@ -291,7 +223,7 @@ class Forwarder:
     def start(self):
         self.proc = subprocess.Popen([sys.executable, self.script, str(self.port),
                                       str(self.target)], stdout=subprocess.PIPE, text=True)
-        _reap(self.proc)
+        reap(self.proc)
         assert self.proc.stdout.readline().strip() == "ready"
         return self
 
