@@ -6,6 +6,7 @@ SLS tree) plus a per-test folder for ad-hoc SLS, whose ``module_dirs`` load
 ``_modules``/``_states`` straight from the repo, and whose pillar comes from
 files (never from the command line, so secrets stay out of argv).
 """
+import importlib.util
 import json
 import os
 import subprocess
@@ -17,6 +18,16 @@ import yaml
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.dirname(sys.executable)
 SALT_CALL = os.path.join(VENV_BIN, "salt-call")
+
+
+def load_module(kind, name, as_name=None):
+    """A fresh copy of ``_<kind>/<name>.py`` (kind: modules or states) imported
+    as a plain module, for unit tests that set its dunders themselves."""
+    spec = importlib.util.spec_from_file_location(
+        as_name or f"{kind}_{name}", os.path.join(REPO, f"_{kind}", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 class SaltCallError(AssertionError):

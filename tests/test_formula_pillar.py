@@ -2,7 +2,6 @@
 nothing changed; pillar.example validates and documents every key; the URL
 helpers encode any password. The checks of the validator itself are also
 exercised in-process (fast), the run-level behaviour through salt-call."""
-import importlib.util
 import os
 from urllib.parse import unquote, urlsplit
 
@@ -11,14 +10,11 @@ import yaml
 from hypothesis import given, settings, strategies as st
 
 from formula_support import GRAINS, SECRETS, merge, pillar
-from harness import REPO
+from harness import REPO, load_module
 
 
 def _load_module():
-    spec = importlib.util.spec_from_file_location(
-        "nova_formula", os.path.join(REPO, "_modules", "nova_formula.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_module("modules", "nova_formula")
     mod.__opts__ = {"id": "ctl1"}
     mod.__grains__ = {"id": "ctl1", "ipv4": ["127.0.0.1", "10.9.8.7"]}
     return mod

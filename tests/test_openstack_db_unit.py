@@ -1,6 +1,5 @@
 """Unit tests of the pure parts of _modules/openstack_db.py (parsing, comparing,
 validating, hashing, masking) plus the connection errors against real sockets."""
-import importlib.util
 import os
 import socket
 import warnings
@@ -13,24 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import REPO
+from harness import load_module
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location(
-        "openstack_db_mod", os.path.join(REPO, "_modules", "openstack_db.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-db = _load()
+db = load_module("modules", "openstack_db")
 
 
 @pytest.fixture
 def mod():
     """The module with the loader dunders it needs, config from a plain dict."""
-    m = _load()
+    m = load_module("modules", "openstack_db")
     config = {}
     m.__context__ = {}
     m.__salt__ = {"config.get": lambda key, default=None: config.get(key, default)}

@@ -6,10 +6,8 @@ it (auth plugin, Session, request counting, the module and the states) is real.
 The same behaviours are proven against a real Keystone in test_openstack_keystone.py.
 """
 import datetime
-import importlib.util
 import json
 import logging
-import os
 import urllib.parse
 import uuid
 
@@ -17,7 +15,8 @@ import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from harness import load_module
+
 ADMIN_PW = "adm1n-S3cret-pw"
 AUTH = {"auth_url": "http://keystone.test:5000/v3", "username": "admin",
         "password": ADMIN_PW, "project_name": "admin", "user_domain_name": "Default",
@@ -167,11 +166,7 @@ class FakeKeystone(requests.adapters.BaseAdapter):
 # the modules, loaded from the repo with their dunders
 # --------------------------------------------------------------------------
 def _load(kind):
-    path = os.path.join(REPO, f"_{kind}", "openstack_keystone.py")
-    spec = importlib.util.spec_from_file_location(f"ks_{kind}_{uuid.uuid4().hex}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module(kind, "openstack_keystone", f"ks_{kind}_{uuid.uuid4().hex}")
 
 
 class Env:

@@ -19,28 +19,18 @@ SQL and JSON special character, against the real RabbitMQ and MariaDB:
   password, which is why the formula maps cell0 itself
   (``nova_manage.wanted_cell_urls``).
 """
-import importlib.util
-import os
 import subprocess
 from urllib.parse import unquote, urlsplit
 
 import pymysql
 import pytest
 
-from harness import REPO
+from harness import load_module
 from reliability_support import new_tag, oslo_login
 from secret_audit import sentinel
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "_modules",
-                                                                     f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-nova_formula = _load("nova_formula")
+nova_formula = load_module("modules", "nova_formula")
 
 
 def _ctl(*args, stdin=None):
@@ -143,7 +133,7 @@ def test_nova_manage_cell0_rule_breaks_the_password_the_formula_keeps(db_user):
     nova_rule = proc.stdout.strip()
     assert unquote(urlsplit(nova_rule).password or "") != password
 
-    nova_manage = _load("nova_manage")
+    nova_manage = load_module("modules", "nova_manage")
     nova_manage.__salt__ = {"openstack_ini.get_option":
                             lambda path, section, key: url if section == "database" else None,
                             "config.get": lambda key, default=None: default}
