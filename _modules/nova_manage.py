@@ -125,7 +125,13 @@ def _sql(section, query, params=None, write=False):
     when the table does not exist (yet). A query costs milliseconds, where a
     nova-manage call costs seconds of Python start-up: these reads run on
     every apply."""
-    conn = _connect(_conf_url(section))
+    if pymysql is None:
+        raise CommandExecutionError("nova_manage needs the pymysql library to read "
+                                    "Nova's databases")
+    url = _conf_url(section)
+    if not url:
+        raise CommandExecutionError(f"{_opt('config')} has no [{section}] connection")
+    conn = _connect(url)
     try:
         with conn.cursor() as cur:
             cur.execute(query, params)
@@ -198,27 +204,10 @@ def sync(api=False):
     return version(api)
 
 
-def list_cells():
-    """Cell names, e.g. ["cell0", "cell1"] (the API database's cell_mappings,
-    as ``cell_v2 list_cells`` shows them; [] before the API DB sync)."""
-    if _by_sql("api_database"):
-        rows = _sql("api_database", "SELECT name FROM cell_mappings ORDER BY id")
-        return [row[0] for row in rows or [] if row[0]]
-    names = []
-    for line in _run("cell_v2", "list_cells").splitlines():
-        cols = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("|") and cols and cols[0] not in ("", "Name"):
-            names.append(cols[0])
-    return names
-
-
 def cell_urls(name):
     """``{"uuid", "transport_url", "database_connection"}`` of the cell mapped as
     ``name`` (read over SQL: the values hold passwords, so they never go
     through nova-manage's output), or None when it is not mapped."""
-    if not _by_sql("api_database"):
-        raise CommandExecutionError("comparing cell URLs needs [api_database] connection "
-                                    "to be a MySQL/MariaDB URL")
     rows = _sql("api_database", "SELECT uuid, transport_url, database_connection "
                 "FROM cell_mappings WHERE name = %s ORDER BY id", (name,))
     if not rows:
@@ -300,14 +289,10 @@ def _connect(url):
 def computes():
     """{"registered": [...], "mapped": [...]}: compute hosts known to the cell
     database (compute_nodes) and hosts with a mapping in the API database."""
-    if pymysql is None:
-        raise CommandExecutionError("nova_manage.computes needs the pymysql library")
     out = {}
     for key, section, query in (
             ("registered", "database",
              "SELECT DISTINCT host FROM compute_nodes WHERE deleted = 0"),
             ("mapped", "api_database", "SELECT DISTINCT host FROM host_mappings")):
-        if not _conf_url(section):
-            raise CommandExecutionError(f"{_opt('config')} has no [{section}] connection")
         out[key] = sorted(row[0] for row in _sql(section, query) or [] if row[0])
     return out

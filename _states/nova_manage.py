@@ -28,6 +28,15 @@ def _ret(name):
     return {"name": name, "result": True, "changes": {}, "comment": ""}
 
 
+def _pending(ret, changes, comment):
+    """With test=True, report ``changes`` as what would happen and return
+    True; otherwise return False (the caller goes on and does it)."""
+    if not __opts__["test"]:
+        return False
+    ret.update(result=None, changes=changes, comment=comment)
+    return True
+
+
 def _synced(name, api):
     what = "API database" if api else "database"
     ret = _ret(name)
@@ -37,10 +46,8 @@ def _synced(name, api):
         if current in heads:
             ret["comment"] = f"Nova {what} is at the code's head ({current})"
             return ret
-        if __opts__["test"]:
-            ret["result"] = None
-            ret["comment"] = f"Nova {what} would be migrated from {current} to {heads}"
-            ret["changes"] = {"version": {"old": current, "new": heads[0] if heads else None}}
+        if _pending(ret, {"version": {"old": current, "new": heads[0] if heads else None}},
+                    f"Nova {what} would be migrated from {current} to {heads}"):
             return ret
         new = __salt__["nova_manage.sync"](api=api)
     except CommandExecutionError as exc:
@@ -83,10 +90,7 @@ def cell_present(name):
         if not changes:
             ret["comment"] = f"Cell {name} is mapped with nova.conf's URLs"
             return ret
-        if __opts__["test"]:
-            ret["result"] = None
-            ret["comment"] = f"Cell {name} would be {verb}"
-            ret["changes"] = changes
+        if _pending(ret, changes, f"Cell {name} would be {verb}"):
             return ret
         if name == "cell0":
             __salt__["nova_manage.map_cell0"]()
@@ -149,10 +153,7 @@ def hosts_discovered(name, expect=0, hosts=None):
         if not missing:
             ret["comment"] = f"All {len(registered)} compute hosts are mapped to cells"
             return ret
-        if __opts__["test"]:
-            ret["result"] = None
-            ret["comment"] = f"Would map compute hosts: {', '.join(missing)}"
-            ret["changes"] = {"mapped": missing}
+        if _pending(ret, {"mapped": missing}, f"Would map compute hosts: {', '.join(missing)}"):
             return ret
         __salt__["nova_manage.discover_hosts"]()
         left = [h for h in missing if h not in set(__salt__["nova_manage.computes"]()["mapped"])]
