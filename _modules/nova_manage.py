@@ -13,7 +13,7 @@ Configuration (minion config or pillar, through config.get):
     nova_manage:config      nova.conf (/etc/nova/nova.conf); another path is passed
                             as --config-file, and read for the check of discover
 """
-import json
+import glob
 import os
 import re
 import shutil
@@ -28,40 +28,24 @@ except ImportError:  # pragma: no cover - reported by __virtual__
 
 __virtualname__ = "nova_manage"
 
-MASK = "********"
 CELL0_UUID = "00000000-0000-0000-0000-000000000000"
 CELL0_TRANSPORT_URL = "none:///"
 
-# Run by Nova's own interpreter: print the head revision(s) the installed
-# code would migrate to, for the main (cell) and the API database. Alembic
-# since Zed; sqlalchemy-migrate (highest numbered script) before.
-_HEADS = r"""
-import json, os, re, nova
-base = os.path.dirname(nova.__file__)
-def alembic(path):
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-    cfg = Config()
-    cfg.set_main_option("script_location", path)
-    return list(ScriptDirectory.from_config(cfg).get_heads())
-def migrate(path):
-    nums = [int(m.group(1)) for f in os.listdir(os.path.join(path, "versions"))
-            for m in [re.match(r"(\d+)_", f)] if m]
-    return [str(max(nums))] if nums else []
-out = {}
-for key, new, old in (("main", "db/main/migrations", "db/sqlalchemy/migrate_repo"),
-                      ("api", "db/api/migrations", "db/sqlalchemy/api_migrations/migrate_repo")):
-    new, old = os.path.join(base, new), os.path.join(base, old)
-    out[key] = alembic(new) if os.path.isdir(os.path.join(new, "versions")) else (
-        migrate(old) if os.path.isdir(old) else [])
-print(json.dumps(out))
-"""
+# Where the installed code keeps its migrations (alembic since Zed, then
+# sqlalchemy-migrate before), per database, relative to the nova package.
+_MIGRATIONS = {"main": ("db/main/migrations/versions", "db/sqlalchemy/migrate_repo/versions"),
+               "api": ("db/api/migrations/versions",
+                       "db/sqlalchemy/api_migrations/migrate_repo/versions")}
+_REVISION = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.M)
+_DOWN_REVISION = re.compile(r"^down_revision\s*(?::[^=]*)?=\s*(.+)$", re.M)
+_LEGACY_SCRIPT = re.compile(r"^(\d+)_.*\.py$")
 
 
 def __virtual__():
-    if not shutil.which(_opt("bin")):
-        return (False, "nova_manage: the nova-manage command is not installed "
-                       "(install the nova-conductor/nova-common package)")
+    # Loads without nova-manage too, so a dry run on a bare host can list the
+    # DB sync steps; each call that needs the command says it is missing.
+    if "openstack_state.mask" not in __utils__:
+        return (False, "nova_manage: the formula's _utils are not loaded (run saltutil.sync_all)")
     return __virtualname__
 
 
@@ -69,19 +53,30 @@ _DEFAULT_CONFIG = "/etc/nova/nova.conf"
 
 
 def _opt(key):
-    defaults = {"user": "nova", "bin": "nova-manage", "config": _DEFAULT_CONFIG}
+    defaults = {"user": "nova", "bin": "nova-manage", "config": _DEFAULT_CONFIG,
+                "package_dir": None}
     return __salt__["config.get"](f"nova_manage:{key}", defaults[key])
 
 
+def _binary():
+    """The nova-manage command's path, or a clear error when it is missing."""
+    found = shutil.which(_opt("bin"))
+    if not found:
+        raise CommandExecutionError(f"the {_opt('bin')} command is not installed (it comes with "
+                                    "the nova-conductor / nova-common package)")
+    return found
+
+
 def _mask(text):
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", rf"\g<1>{MASK}@", str(text or ""))
+    """``text`` with any URL password masked (nova-manage may print URLs)."""
+    return __utils__["openstack_state.mask"](text or "")
 
 
 def _command(args):
     """The argv: nova-manage as the service user. Salt's runas would first run
     Salt's own interpreter as that user to copy its environment (which fails
     when that user cannot read Salt's install), so use runuser when root."""
-    cmd = [_opt("bin")]
+    cmd = [_binary()]
     if _opt("config") != _DEFAULT_CONFIG:
         cmd.append(f"--config-file={_opt('config')}")
     cmd += list(args)
@@ -158,7 +153,14 @@ def _by_sql(section):
 def version(api=False):
     """Schema version of the API (``api=True``) or main database; None when empty.
     Same answer as ``nova-manage (api_)db version``: the alembic revision,
-    else the legacy sqlalchemy-migrate version."""
+    else the legacy sqlalchemy-migrate version.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 nova_manage.version api=True
+    """
     section = "api_database" if api else "database"
     if _by_sql(section):
         for query in ("SELECT version_num FROM alembic_version",
@@ -174,40 +176,110 @@ def version(api=False):
 
 
 def heads():
-    """{"main": [...], "api": [...]}: head revisions of the installed code
-    (cached for the run: the code does not change during it)."""
+    """{"main": [...], "api": [...]}: head revisions of the installed code, read
+    from its migration scripts (no interpreter is started; cached for the run).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' nova_manage.heads
+    """
     if "nova_manage.heads" not in __context__:
-        __context__["nova_manage.heads"] = _heads()
+        base = _package_dir()
+        __context__["nova_manage.heads"] = {key: _heads(base, *paths)
+                                            for key, paths in _MIGRATIONS.items()}
     return __context__["nova_manage.heads"]
 
 
-def _heads():
-    with open(shutil.which(_opt("bin")), encoding="utf-8", errors="replace") as fh:
-        first = fh.readline()
-    python = first[2:].strip().split()[0] if first.startswith("#!") else "python3"
-    res = __salt__["cmd.run_all"]([python, "-c", _HEADS], python_shell=False,
-                                  output_loglevel="quiet", ignore_retcode=True)
-    if res["retcode"] != 0:
-        raise CommandExecutionError("cannot read Nova's migration heads: "
-                                    + _mask(res.get("stderr", "")).strip()[-300:])
-    return json.loads(res["stdout"].strip().splitlines()[-1])
+def _package_dir():
+    """The installed ``nova`` package: nova_manage:package_dir, else found
+    beside nova-manage's prefix (/usr/bin -> /usr/lib/python3*/*-packages,
+    a virtualenv's bin -> its lib)."""
+    if _opt("package_dir"):
+        return _opt("package_dir")
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(_binary())))
+    for pattern in ("lib/python3/dist-packages/nova", "lib/python3*/site-packages/nova",
+                    "lib/python3*/dist-packages/nova", "lib64/python3*/site-packages/nova"):
+        for found in sorted(glob.glob(os.path.join(prefix, pattern)), reverse=True):
+            if os.path.isdir(os.path.join(found, "db")):
+                return found
+    raise CommandExecutionError(f"cannot find the nova package of {_binary()} under {prefix} "
+                                "(set nova_manage:package_dir)")
+
+
+def _heads(base, alembic, legacy):
+    """Alembic heads (revisions no script names as its down_revision), else
+    the highest sqlalchemy-migrate script number, else none."""
+    path = os.path.join(base, alembic)
+    if os.path.isdir(path):
+        revisions, downs = set(), set()
+        for name in os.listdir(path):
+            if not name.endswith(".py"):
+                continue
+            with open(os.path.join(path, name), encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+            found = _REVISION.search(text)
+            if found:
+                revisions.add(found.group(1))
+                down = _DOWN_REVISION.search(text)
+                if down:
+                    downs.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
+        return sorted(revisions - downs)
+    path = os.path.join(base, legacy)
+    if os.path.isdir(path):
+        numbers = [int(m.group(1)) for m in map(_LEGACY_SCRIPT.match, os.listdir(path)) if m]
+        return [str(max(numbers))] if numbers else []
+    return []
 
 
 def synced(api=False):
-    """True when the database is at the installed code's head revision."""
+    """True when the database is at the installed code's head revision.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 nova_manage.synced
+    """
     return version(api) in heads()["api" if api else "main"]
 
 
 def sync(api=False):
-    """``nova-manage api_db sync`` / ``db sync``."""
+    """``nova-manage api_db sync`` / ``db sync``, as the nova user; the new version.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 nova_manage.sync api=True
+    """
     _run("api_db" if api else "db", "sync")
     return version(api)
 
 
-def cell_urls(name):
+def cell_state(name):
+    """How cell ``name`` is mapped: None when it is not, else ``{"uuid",
+    "stale": [...]}`` naming which of its URLs (``transport_url``,
+    ``database_connection``) differ from what nova.conf implies. The URLs
+    themselves hold passwords: they never leave this module.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 nova_manage.cell_state cell1
+    """
+    stored = _cell_urls(name)
+    if stored is None:
+        return None
+    wanted = _wanted_cell_urls(name)
+    return {"uuid": stored["uuid"], "stale": [k for k in wanted if stored[k] != wanted[k]]}
+
+
+def _cell_urls(name):
     """``{"uuid", "transport_url", "database_connection"}`` of the cell mapped as
-    ``name`` (read over SQL: the values hold passwords, so they never go
-    through nova-manage's output), or None when it is not mapped."""
+    ``name`` (read over SQL, never through nova-manage's output), or None."""
     rows = _sql("api_database", "SELECT uuid, transport_url, database_connection "
                 "FROM cell_mappings WHERE name = %s ORDER BY id", (name,))
     if not rows:
@@ -215,7 +287,7 @@ def cell_urls(name):
     return dict(zip(("uuid", "transport_url", "database_connection"), rows[0]))
 
 
-def wanted_cell_urls(name):
+def _wanted_cell_urls(name):
     """The URLs nova.conf implies for cell ``name``: cell0 has no broker and the
     main database's URL with ``_cell0`` appended to the database name (Nova's
     rule); any other cell has nova.conf's transport URL and main database."""
@@ -226,7 +298,8 @@ def wanted_cell_urls(name):
         parts = urlsplit(connection)
         return {"transport_url": CELL0_TRANSPORT_URL,
                 "database_connection": urlunsplit(
-                    parts._replace(path=parts.path.rstrip("/") + "_cell0"))}
+                    parts._replace(path=__utils__["nova_dialects.cell0_name"](
+                        parts.path.rstrip("/"))))}
     return {"transport_url": _conf_value("DEFAULT", "transport_url"),
             "database_connection": connection}
 
@@ -238,8 +311,15 @@ def map_cell0():
     ``unquote(str(url))``, which decodes a percent-encoded password and so
     breaks one holding ``@ : / % #`` (and ``--database_connection`` would put
     the URL on argv). The row is the one map_cell0 writes (its fixed uuid,
-    ``none:///``)."""
-    url = wanted_cell_urls("cell0")["database_connection"]
+    ``none:///``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 nova_manage.map_cell0
+    """
+    url = _wanted_cell_urls("cell0")["database_connection"]
     _sql("api_database",
          "INSERT INTO cell_mappings (created_at, uuid, name, transport_url, "
          "database_connection, disabled) VALUES (UTC_TIMESTAMP(), %s, 'cell0', %s, %s, 0) "
@@ -250,18 +330,39 @@ def map_cell0():
 
 
 def create_cell(name):
-    """``cell_v2 create_cell --name NAME`` with URLs read from nova.conf."""
+    """``cell_v2 create_cell --name NAME`` with URLs read from nova.conf.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 nova_manage.create_cell cell1
+    """
     return _run("cell_v2", "create_cell", f"--name={name}", "--verbose")
 
 
 def update_cell(uuid):
     """``cell_v2 update_cell --cell_uuid UUID``: the cell takes nova.conf's
-    transport URL and database connection (none given on argv)."""
+    transport URL and database connection (none given on argv).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 nova_manage.update_cell 9f4e7c1a-0d0b-4f76-9c54-2a4b7e0f4a11
+    """
     return _run("cell_v2", "update_cell", f"--cell_uuid={uuid}")
 
 
 def discover_hosts():
-    """``cell_v2 discover_hosts --verbose``."""
+    """``cell_v2 discover_hosts --verbose``: map registered computes to cells.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 nova_manage.discover_hosts
+    """
     return _run("cell_v2", "discover_hosts", "--verbose")
 
 
@@ -288,7 +389,14 @@ def _connect(url):
 
 def computes():
     """{"registered": [...], "mapped": [...]}: compute hosts known to the cell
-    database (compute_nodes) and hosts with a mapping in the API database."""
+    database (compute_nodes) and hosts with a mapping in the API database.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 nova_manage.computes
+    """
     out = {}
     for key, section, query in (
             ("registered", "database",

@@ -17,7 +17,6 @@ Design notes:
   no-op run never sends a password to the server and issues only reads.
 - Error messages pass through ``_mask`` so no secret reaches a comment or log.
 """
-import hashlib
 import hmac
 import logging
 import re
@@ -28,7 +27,6 @@ from salt.exceptions import CommandExecutionError
 
 try:
     import pymysql
-    import pymysql.converters
 
     HAS_PYMYSQL = True
 except ImportError:
@@ -37,30 +35,6 @@ except ImportError:
 log = logging.getLogger(__name__)
 
 __virtualname__ = "openstack_db"
-
-MASK = "********"
-CONNECTION_KEYS = ("host", "port", "unix_socket", "user", "password", "charset",
-                   "ssl_ca", "ssl_cert", "ssl_key", "connect_timeout")
-DEFAULTS = {"host": "127.0.0.1", "port": 3306, "unix_socket": None, "user": "root",
-            "password": "", "charset": "utf8mb4", "ssl_ca": None, "ssl_cert": None,
-            "ssl_key": None, "connect_timeout": 10}
-
-_DB_RE = re.compile(r"^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$")
-_USER_RE = re.compile(r"^[A-Za-z0-9_.$-]{1,32}$")
-_HOST_RE = re.compile(r"^[A-Za-z0-9.%_:/-]{1,255}$")
-_CHARSET_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-
-# Database-level privileges every MySQL 8 / MariaDB 10 server includes in ALL.
-CORE_DB_PRIVILEGES = frozenset((
-    "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "REFERENCES", "INDEX",
-    "ALTER", "CREATE TEMPORARY TABLES", "LOCK TABLES", "EXECUTE", "CREATE VIEW",
-    "SHOW VIEW", "CREATE ROUTINE", "ALTER ROUTINE", "EVENT", "TRIGGER"))
-DB_PRIVILEGES = CORE_DB_PRIVILEGES | {"ALL PRIVILEGES", "GRANT OPTION", "USAGE",
-                                      "DELETE HISTORY", "SHOW CREATE ROUTINE"}
-
-_GRANT_RE = re.compile(
-    r"^GRANT (?P<privs>.+?) ON (?:(?P<kind>FUNCTION|PROCEDURE|PACKAGE BODY|PACKAGE) )?"
-    r"(?P<db>`(?:[^`]|``)*`|\*)\.(?P<tbl>`(?:[^`]|``)*`|\*) TO (?P<rest>.*)$", re.S)
 
 # Access-denied style errors that mean "the admin account may not do this".
 _PRIVILEGE_ERRORS = {1044, 1045, 1142, 1227, 1410}
@@ -80,280 +54,40 @@ class DbError(CommandExecutionError):
 def __virtual__():
     if not HAS_PYMYSQL:
         return False, "openstack_db: the pymysql Python library is not installed"
+    if "openstack_sql.validate_user" not in __utils__:
+        return False, "openstack_db: the formula's _utils are not loaded (run saltutil.sync_all)"
     return __virtualname__
 
 
 # --------------------------------------------------------------------- helpers
+def _sql(fun, *args, **kwargs):
+    """A function of the pure SQL side (names, grants, hashes): _utils/openstack_sql.py."""
+    return __utils__[f"openstack_sql.{fun}"](*args, **kwargs)
+
+
 def _mask(text, secrets=()):
-    """Replace every secret (raw, SQL-escaped and repr forms) in ``text``."""
-    text = str(text)
-    for secret in secrets:
-        if secret is None or secret == "" or secret == b"":
-            continue
-        if isinstance(secret, bytes):
-            secret = secret.decode("utf-8", "replace")
-        secret = str(secret)
-        forms = {secret, repr(secret)[1:-1], pymysql.converters.escape_string(secret)}
-        for form in sorted(forms, key=len, reverse=True):
-            if form:
-                text = text.replace(form, MASK)
-    return text
-
-
-def mask_secrets(text, secrets=()):
-    """Public form of the masking, for the states' last-resort error path."""
-    return _mask(text, secrets)
-
-
-def quote_identifier(name):
-    """Backtick-quote an identifier (doubling any backtick)."""
-    return "`" + str(name).replace("`", "``") + "`"
-
-
-def grant_pattern(database):
-    """The database name as a GRANT pattern: ``_`` and ``%`` taken literally."""
-    return re.sub(r"([_%])", r"\\\1", database)
-
-
-def validate_database(name, arg="name"):
-    if not isinstance(name, str) or not _DB_RE.match(name):
-        raise DbError(f"invalid database name in '{arg}': {name!r} (allowed: letters, "
-                      "digits, '_', '$', '-', at most 64 characters)")
-    return name
-
-
-def validate_user(name, arg="name"):
-    if not isinstance(name, str) or not _USER_RE.match(name):
-        raise DbError(f"invalid user name in '{arg}': {name!r} (allowed: letters, digits, "
-                      "'_', '.', '$', '-', at most 32 characters)")
-    return name
-
-
-def validate_host(host, arg="host"):
-    if not isinstance(host, str) or not _HOST_RE.match(host):
-        raise DbError(f"invalid host pattern in '{arg}': {host!r} (allowed: letters, "
-                      "digits, '.', '%', '_', ':', '/', '-')")
-    # Host names are case-insensitive and servers store them lower-cased.
-    return host.lower()
-
-
-def validate_password(password, arg="password"):
-    if isinstance(password, bool) or not isinstance(password, (str, int)) or password == "":
-        raise DbError(f"'{arg}' must be a non-empty string")
-    return str(password)
-
-
-def validate_charset(value, arg):
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _CHARSET_RE.match(value):
-        raise DbError(f"invalid '{arg}': {value!r} (letters, digits and '_' only)")
-    return value.lower()
-
-
-def normalize_privileges(privileges, arg="privileges"):
-    """``'ALL'`` / ``'select, Insert'`` / list -> sorted list of canonical names."""
-    if isinstance(privileges, str):
-        items = privileges.split(",")
-    elif isinstance(privileges, (list, tuple, set)):
-        items = list(privileges)
-    else:
-        raise DbError(f"'{arg}' must be a string or a list of privilege names")
-    result = set()
-    for item in items:
-        if not isinstance(item, str):
-            raise DbError(f"invalid privilege in '{arg}': {item!r}")
-        priv = " ".join(item.upper().split())
-        if not priv:
-            continue
-        if priv == "ALL":
-            priv = "ALL PRIVILEGES"
-        if priv not in DB_PRIVILEGES:
-            raise DbError(f"invalid privilege in '{arg}': {item!r} (not a "
-                          "database-level privilege)")
-        result.add(priv)
-    if not result:
-        raise DbError(f"'{arg}' names no privilege")
-    return sorted(result)
-
-
-def _split_privileges(text):
-    """Split a SHOW GRANTS privilege list on commas outside parentheses."""
-    parts, depth, cur = [], 0, []
-    for char in text:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        if char == "," and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(char)
-    parts.append("".join(cur))
-    return [" ".join(p.upper().split()) for p in parts if p.strip()]
-
-
-def _unquote(token):
-    if token == "*":
-        return "*"
-    return token[1:-1].replace("``", "`")
-
-
-def parse_grant(line):
-    """Parse one SHOW GRANTS line into a dict, or None (roles, proxies, …)."""
-    match = _GRANT_RE.match(line.strip())
-    if not match:
-        return None
-    privs = _split_privileges(match.group("privs"))
-    grant_option = bool(re.search(r"\bWITH GRANT OPTION\b", match.group("rest")))
-    normal = set()
-    for priv in privs:
-        if "(" in priv:  # column privilege: not a database-level grant
-            continue
-        normal.add("ALL PRIVILEGES" if priv in ("ALL", "ALL PRIVILEGES") else priv)
-    if "GRANT OPTION" in normal:
-        normal.discard("GRANT OPTION")
-        grant_option = True
-    return {"kind": match.group("kind"), "database": _unquote(match.group("db")),
-            "table": _unquote(match.group("tbl")), "privileges": sorted(normal),
-            "grant_option": grant_option}
-
-
-def compare_grants(desired, held, strict=False):
-    """What to change so ``held`` (privileges on one object) meets ``desired``.
-
-    ``desired`` comes from :func:`normalize_privileges`; ``held`` is
-    ``{"privileges": [...], "grant_option": bool}`` for the same ``db.*``.
-    Returns ``{"grant": [...], "grant_option": bool, "revoke": [...],
-    "revoke_grant_option": bool}``; ``revoke`` is filled only when ``strict``.
-    """
-    want = set(desired)
-    want_go = "GRANT OPTION" in want
-    want -= {"GRANT OPTION", "USAGE"}
-    have = set(held.get("privileges", ())) - {"USAGE"}
-    have_go = bool(held.get("grant_option"))
-    have_all = "ALL PRIVILEGES" in have or CORE_DB_PRIVILEGES <= have
-    if "ALL PRIVILEGES" in want:
-        grant = [] if have_all else ["ALL PRIVILEGES"]
-    else:
-        grant = [] if have_all else sorted(want - have)
-    plan = {"grant": grant, "grant_option": want_go and not have_go,
-            "revoke": [], "revoke_grant_option": False}
-    if strict:
-        if "ALL PRIVILEGES" not in want:
-            if "ALL PRIVILEGES" in have:
-                # Revoking ALL removes the wanted ones too: grant them again after.
-                plan["revoke"] = ["ALL PRIVILEGES"]
-                plan["grant"] = sorted(want)
-            else:
-                plan["revoke"] = sorted(have - want)
-        plan["revoke_grant_option"] = have_go and not want_go
-    return plan
-
-
-def _describe_plan(plan):
-    parts = []
-    if plan["revoke"] or plan["revoke_grant_option"]:
-        parts.append("revoke " + ", ".join(
-            plan["revoke"] + (["GRANT OPTION"] if plan["revoke_grant_option"] else [])))
-    if plan["grant"] or plan["grant_option"]:
-        parts.append("grant " + ", ".join(
-            plan["grant"] + (["GRANT OPTION"] if plan["grant_option"] else [])))
-    return "; ".join(parts)
-
-
-def native_password_hash(password, encoding="utf-8"):
-    """mysql_native_password: '*' + upper hex SHA1(SHA1(password))."""
-    raw = password.encode(encoding) if isinstance(password, str) else password
-    return "*" + hashlib.sha1(hashlib.sha1(raw).digest()).hexdigest().upper()
-
-
-_CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_SHA256_ORDER = [(0, 10, 20), (21, 1, 11), (12, 22, 2), (3, 13, 23), (24, 4, 14),
-                 (15, 25, 5), (6, 16, 26), (27, 7, 17), (18, 28, 8), (9, 19, 29)]
-
-
-def sha256_crypt(password, salt, rounds=5000):
-    """The SHA-256 crypt digest (Drepper's algorithm), 43 characters.
-
-    MySQL 8's caching_sha2_password stores ``$A$<rounds/1000 hex3>$<salt20><digest>``
-    with this algorithm and a 20-byte salt.
-    """
-    sha = hashlib.sha256
-    plen = len(password)
-    alt = sha(password + salt + password).digest()
-    ctx = sha(password + salt)
-    ctx.update((alt * (plen // 32 + 1))[:plen])
-    n = plen
-    while n:
-        ctx.update(alt if n & 1 else password)
-        n >>= 1
-    a = ctx.digest()
-    dp = sha(password * plen).digest()
-    p = (dp * (plen // 32 + 1))[:plen]
-    ds = sha(salt * (16 + a[0])).digest()
-    s = (ds * (len(salt) // 32 + 1))[:len(salt)]
-    c = a
-    for i in range(rounds):
-        ctx = sha()
-        ctx.update(p if i & 1 else c)
-        if i % 3:
-            ctx.update(s)
-        if i % 7:
-            ctx.update(p)
-        ctx.update(c if i & 1 else p)
-        c = ctx.digest()
-    out = []
-
-    def b64(b2, b1, b0, count):
-        value = (b2 << 16) | (b1 << 8) | b0
-        for _ in range(count):
-            out.append(_CRYPT_ALPHABET[value & 0x3F])
-            value >>= 6
-
-    for i, j, k in _SHA256_ORDER:
-        b64(c[i], c[j], c[k], 4)
-    b64(0, c[31], c[30], 3)
-    return "".join(out)
-
-
-def password_matches(plugin, auth, password, encoding="utf-8"):
-    """True/False when the stored hash can be checked, None when it cannot."""
-    raw = password.encode(encoding)
-    auth = auth or ""
-    if plugin in ("mysql_native_password", "") and len(auth) == 41 and auth[0] == "*":
-        return hmac.compare_digest(native_password_hash(raw), auth.upper())
-    if plugin == "caching_sha2_password" and auth.startswith("$A$") and len(auth) == 70:
-        rounds = int(auth[3:6], 16) * 1000
-        salt, digest = auth[7:27].encode("latin1"), auth[27:]
-        return hmac.compare_digest(sha256_crypt(raw, salt, rounds), digest)
-    if plugin in ("mysql_native_password", "caching_sha2_password") and not auth:
-        return False  # no password at all: certainly not the wanted one
-    return None
+    """``text`` with every form of every secret replaced by ********."""
+    return __utils__["openstack_state.mask"](text, secrets)
 
 
 # ------------------------------------------------------------------ connection
 def settings(connection=None):
-    """Connection settings: ``connection`` or ``openstack_db:connection``, on defaults."""
+    """Connection settings: ``connection`` or ``openstack_db:connection``, on defaults.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' openstack_db.settings
+    """
     if connection is None:
         connection = __salt__["config.get"]("openstack_db:connection", {}) or {}
     if not isinstance(connection, dict):
         raise DbError("'connection' must be a mapping of connection settings")
-    unknown = sorted(set(connection) - set(CONNECTION_KEYS))
-    if unknown:
-        raise DbError(f"'connection' has unknown setting(s): {', '.join(unknown)} "
-                      f"(known: {', '.join(CONNECTION_KEYS)})")
-    result = dict(DEFAULTS)
-    result.update({k: v for k, v in connection.items() if v is not None})
-    for key in ("port", "connect_timeout"):
-        try:
-            result[key] = int(result[key])
-        except (TypeError, ValueError):
-            raise DbError(f"'connection' setting '{key}' must be an integer") from None
-    if result["password"] is None:
-        result["password"] = ""
-    return result
+    try:
+        return _sql("connection_settings", connection)
+    except CommandExecutionError as exc:
+        raise DbError(str(exc)) from None
 
 
 def _where(conf):
@@ -365,7 +99,7 @@ def _where(conf):
 def _cache_key(conf):
     password = str(conf["password"]).encode("utf-8")
     digest = hmac.new(_HASH_KEY, password, "sha256").hexdigest()[:16]
-    return tuple(str(conf[k]) for k in CONNECTION_KEYS if k != "password") + (digest,)
+    return tuple(str(conf[k]) for k in sorted(conf) if k != "password") + (digest,)
 
 
 class _Server:
@@ -515,7 +249,14 @@ def _forget(server, key):
 
 
 def stats():
-    """Queries and connections made so far in this process/run."""
+    """Queries and connections made so far in this process/run.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.stats
+    """
     return dict(__context__.get("openstack_db.stats", {"queries": 0, "connections": 0}))
 
 
@@ -541,14 +282,29 @@ def _fold(server, name):
 
 
 def db_get(name, connection=None, cached=False):
-    """``{name, character_set, collate}`` of database ``name``, or None."""
-    validate_database(name)
+    """``{name, character_set, collate}`` of database ``name``, or None.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.db_get nova
+    """
+    _sql("validate_database", name)
     server = _server(connection)
     schemata = _schemata(server, cached)
     return schemata.get(_fold(server, name))
 
 
 def db_exists(name, connection=None, cached=False):
+    """True when database ``name`` exists.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.db_exists nova_api
+    """
     return db_get(name, connection, cached) is not None
 
 
@@ -564,29 +320,53 @@ def _charset_clause(character_set, collate):
 def _db_define(statement, name, character_set, collate, connection):
     """``statement`` (CREATE DATABASE IF NOT EXISTS / ALTER DATABASE) for
     ``name`` with its character set clause."""
-    validate_database(name)
-    character_set = validate_charset(character_set, "character_set")
-    collate = validate_charset(collate, "collate")
+    _sql("validate_database", name)
+    character_set = _sql("validate_charset", character_set, "character_set")
+    collate = _sql("validate_charset", collate, "collate")
     server = _server(connection)
-    server.query(f"{statement} {quote_identifier(name)}"
+    server.query(f"{statement} {_sql('quote_identifier', name)}"
                  + _charset_clause(character_set, collate))
     _forget(server, "schemata")
     return True
 
 
 def db_create(name, character_set="utf8mb4", collate=None, connection=None):
+    """Create database ``name`` (if missing) with this character set.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.db_create nova_cell0 character_set=utf8
+    """
     return _db_define("CREATE DATABASE IF NOT EXISTS", name, character_set, collate,
                       connection)
 
 
 def db_alter(name, character_set="utf8mb4", collate=None, connection=None):
+    """Set the character set (and collation) of database ``name``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.db_alter nova character_set=utf8
+    """
     return _db_define("ALTER DATABASE", name, character_set, collate, connection)
 
 
 def db_drop(name, connection=None):
-    validate_database(name)
+    """Drop database ``name`` and its data (if it exists).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.db_drop nova_cell0
+    """
+    _sql("validate_database", name)
     server = _server(connection)
-    server.query(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
+    server.query(f"DROP DATABASE IF EXISTS {_sql('quote_identifier', name)}")
     _forget(server, "schemata")
     return True
 
@@ -601,9 +381,16 @@ def _same_charset(wanted, actual):
 
 def db_differences(name, character_set="utf8mb4", collate=None, connection=None,
                    cached=False):
-    """None when the database is absent, else ``{setting: (old, new)}`` to change."""
-    character_set = validate_charset(character_set, "character_set")
-    collate = validate_charset(collate, "collate")
+    """None when the database is absent, else ``{setting: (old, new)}`` to change.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.db_differences nova character_set=utf8
+    """
+    character_set = _sql("validate_charset", character_set, "character_set")
+    collate = _sql("validate_charset", collate, "collate")
     current = db_get(name, connection, cached)
     if current is None:
         return None
@@ -626,8 +413,16 @@ def _user_rows(server, name, cached):
 
 
 def user_exists(name, host, connection=None, cached=False):
-    validate_user(name)
-    host = validate_host(host)
+    """True when the account ``name@host`` exists.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.user_exists nova '%'
+    """
+    _sql("validate_user", name)
+    host = _sql("validate_host", host)
     return host in _user_rows(_server(connection), name, cached)
 
 
@@ -636,23 +431,37 @@ def user_check(name, host, password, connection=None, cached=False):
 
     ``password`` is True when the stored hash matches, False when it does not,
     None when the account's plugin cannot be checked. The hash never leaves.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.user_check nova localhost password=... # lands in the job cache: prefer the state with pillar
     """
-    validate_user(name)
-    host = validate_host(host)
-    password = validate_password(password)
+    _sql("validate_user", name)
+    host = _sql("validate_host", host)
+    password = _sql("validate_password", password)
     server = _server(connection)
     row = _user_rows(server, name, cached).get(host)
     if row is None:
         return {"exists": False, "password": None, "plugin": None}
     plugin, auth = row
     return {"exists": True, "plugin": plugin,
-            "password": password_matches(plugin, auth, password, server.encoding)}
+            "password": _sql("password_matches", plugin, auth, password, server.encoding)}
 
 
 def user_create(name, host, password, connection=None):
-    validate_user(name)
-    host = validate_host(host)
-    password = validate_password(password)
+    """Create ``name@host`` with ``password`` (if missing).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.user_create nova localhost password=... # lands in the job cache: prefer the state with pillar
+    """
+    _sql("validate_user", name)
+    host = _sql("validate_host", host)
+    password = _sql("validate_password", password)
     server = _server(connection)
     server.query("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
                  (name, host, password), secrets=[password])
@@ -662,9 +471,17 @@ def user_create(name, host, password, connection=None):
 
 
 def user_set_password(name, host, password, connection=None):
-    validate_user(name)
-    host = validate_host(host)
-    password = validate_password(password)
+    """Set the password of ``name@host`` (ALTER USER).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.user_set_password nova localhost password=... # lands in the job cache: prefer the state
+    """
+    _sql("validate_user", name)
+    host = _sql("validate_host", host)
+    password = _sql("validate_password", password)
     server = _server(connection)
     server.query("ALTER USER %s@%s IDENTIFIED BY %s", (name, host, password),
                  secrets=[password])
@@ -674,8 +491,16 @@ def user_set_password(name, host, password, connection=None):
 
 
 def user_drop(name, host, connection=None):
-    validate_user(name)
-    host = validate_host(host)
+    """Drop the account ``name@host`` (if it exists).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.user_drop nova '%'
+    """
+    _sql("validate_user", name)
+    host = _sql("validate_host", host)
     server = _server(connection)
     server.query("DROP USER IF EXISTS %s@%s", (name, host))
     _forget(server, ("user", name))
@@ -685,9 +510,16 @@ def user_drop(name, host, connection=None):
 
 # ---------------------------------------------------------------------- grants
 def grants_get(name, host, connection=None, cached=False):
-    """Parsed ``SHOW GRANTS`` of ``name@host`` (no password hash), None if no user."""
-    validate_user(name)
-    host = validate_host(host)
+    """Parsed ``SHOW GRANTS`` of ``name@host`` (no password hash), None if no user.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.grants_get nova localhost
+    """
+    _sql("validate_user", name)
+    host = _sql("validate_host", host)
     server = _server(connection)
 
     def read():
@@ -697,18 +529,25 @@ def grants_get(name, host, connection=None, cached=False):
             if exc.code == 1141:  # no such grant: the account does not exist
                 return None
             raise
-        return [g for g in (parse_grant(row[0]) for row in rows) if g]
+        return [g for g in (_sql("parse_grant", row[0]) for row in rows) if g]
     return _cached(server, cached, ("grants", name, host), read)
 
 
 def grants_held(name, host, database, connection=None, cached=False):
-    """Privileges on ``database``.* exactly (escaped pattern), None if no user."""
-    validate_database(database, "database")
+    """Privileges on ``database``.* exactly (escaped pattern), None if no user.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.grants_held nova localhost nova_api
+    """
+    _sql("validate_database", database, "database")
     grants = grants_get(name, host, connection, cached)
     if grants is None:
         return None
     server = _server(connection)
-    pattern = _fold(server, grant_pattern(database))
+    pattern = _fold(server, _sql("grant_pattern", database))
     held = {"privileges": set(), "grant_option": False}
     for grant in grants:
         if (grant["kind"] is None and grant["table"] == "*"
@@ -721,25 +560,39 @@ def grants_held(name, host, database, connection=None, cached=False):
 
 def grants_plan(name, host, database, privileges="ALL", strict=False, connection=None,
                 cached=False):
-    """The change plan (see :func:`compare_grants`), None when the user is absent."""
-    wanted = normalize_privileges(privileges)
+    """The change plan (see :func:`compare_grants`), None when the user is absent.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.grants_plan nova localhost nova_api privileges=ALL
+    """
+    wanted = _sql("normalize_privileges", privileges)
     held = grants_held(name, host, database, connection, cached)
     if held is None:
         return None
-    plan = compare_grants(wanted, held, strict)
-    plan["description"] = _describe_plan(plan)
+    plan = _sql("compare_grants", wanted, held, strict)
+    plan["description"] = _sql("describe_plan", plan)
     return plan
 
 
 def grants_apply(name, host, database, plan, connection=None):
-    """Carry out a plan from :func:`grants_plan`."""
-    validate_user(name)
-    host = validate_host(host)
-    validate_database(database, "database")
+    """Carry out a plan from :func:`grants_plan`.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.grants_apply nova localhost nova_api '{grant: [ALL PRIVILEGES], grant_option: false, revoke: [], revoke_grant_option: false}'
+    """
+    _sql("validate_user", name)
+    host = _sql("validate_host", host)
+    _sql("validate_database", database, "database")
     for priv in plan.get("grant", []) + plan.get("revoke", []):
-        normalize_privileges([priv])
+        _sql("normalize_privileges", [priv])
     server = _server(connection)
-    target = f"{quote_identifier(grant_pattern(database))}.*"
+    target = f"{_sql('quote_identifier', _sql('grant_pattern', database))}.*"
     _forget(server, ("grants", name, host))
 
     def grant(privs, with_option):
@@ -767,8 +620,15 @@ def grants_apply(name, host, database, plan, connection=None):
 
 
 def grant_add(name, host, database, privileges="ALL", connection=None):
-    """Grant ``privileges`` on ``database``.* to ``name@host`` (nothing revoked)."""
-    wanted = normalize_privileges(privileges)
+    """Grant ``privileges`` on ``database``.* to ``name@host`` (nothing revoked).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.grant_add nova localhost nova_api privileges=ALL
+    """
+    wanted = _sql("normalize_privileges", privileges)
     plan = {"grant": [p for p in wanted if p not in ("GRANT OPTION", "USAGE")],
             "grant_option": "GRANT OPTION" in wanted, "revoke": [],
             "revoke_grant_option": False}
@@ -776,17 +636,25 @@ def grant_add(name, host, database, privileges="ALL", connection=None):
 
 
 def grant_revoke(name, host, database, privileges="ALL", connection=None):
-    wanted = normalize_privileges(privileges)
+    """Revoke ``privileges`` on ``database``.* from ``name@host``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 openstack_db.grant_revoke nova localhost nova_api privileges=ALL
+    """
+    wanted = _sql("normalize_privileges", privileges)
     plan = {"grant": [], "grant_option": False,
             "revoke": [p for p in wanted if p not in ("GRANT OPTION", "USAGE")],
             "revoke_grant_option": "GRANT OPTION" in wanted}
     if plan["revoke"] == ["ALL PRIVILEGES"]:
-        validate_user(name)
-        host = validate_host(host)
-        validate_database(database, "database")
+        _sql("validate_user", name)
+        host = _sql("validate_host", host)
+        _sql("validate_database", database, "database")
         server = _server(connection)
         _forget(server, ("grants", name, host))
-        server.query(f"REVOKE ALL PRIVILEGES ON {quote_identifier(grant_pattern(database))}.* "
+        server.query(f"REVOKE ALL PRIVILEGES ON {_sql('quote_identifier', _sql('grant_pattern', database))}.* "
                      "FROM %s@%s", (name, host))
         plan["revoke"] = []
     return grants_apply(name, host, database, plan, connection)

@@ -11,270 +11,47 @@ One authenticated connection per credential set is cached in ``__context__``
 for the whole run, with a per-run cache of name lookups, so a no-op apply
 costs one token plus one filtered list call per record.
 """
-import hashlib
-import hmac
-import json
 import logging
-import os
-import re
-import secrets
 import urllib.parse
 
-import yaml
-
 from salt.exceptions import CommandExecutionError
-
-try:
-    import requests
-    from keystoneauth1 import exceptions as ks_exc
-    from keystoneauth1 import session as ks_session
-    from keystoneauth1.identity import v3 as ks_v3
-
-    HAS_KSA = True
-except ImportError:  # pragma: no cover - exercised by __virtual__ only
-    HAS_KSA = False
 
 __virtualname__ = "openstack_keystone"
 
 log = logging.getLogger(__name__)
 
-# keystoneauth logs request bodies verbatim at debug level (a user's password
-# is in the body of a create/update). Every request here passes this logger,
-# which never emits debug; keystoneauth's own logger is capped as a safety net.
-_QUIET = logging.getLogger(__name__ + ".http")
-_QUIET.setLevel(logging.INFO)
-_QUIET.propagate = False
-logging.getLogger("keystoneauth").setLevel(logging.INFO)
-
-# Keys the session cache is derived with; a per-process random key makes the
-# digest useless to anyone who sees __context__ (it never leaves the process).
-_CACHE_KEY = secrets.token_bytes(32)
-_CTX = "openstack_keystone.conn."
-
-AUTH_KEYS = (
-    "auth_url", "username", "password", "project_name", "user_domain_name",
-    "project_domain_name", "region_name", "cacert", "insecure",
-    "user_domain_id", "project_domain_id",
-)
-MASK = "********"
-
 
 def __virtual__():
-    if not HAS_KSA:
+    if "openstack_session.installed" not in __utils__:
+        return (False, "openstack_keystone: the formula's _utils are not loaded "
+                       "(run saltutil.sync_all)")
+    if not __utils__["openstack_session.installed"]():
         return (False, "openstack_keystone: the keystoneauth1 Python package "
                        "(and requests) is not installed")
     return __virtualname__
 
 
-# --------------------------------------------------------------------------
-# credentials
-# --------------------------------------------------------------------------
-def _truthy(value):
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
-def _clouds_files():
-    env = os.environ.get("OS_CLIENT_CONFIG_FILE")
-    dirs = [os.getcwd(), os.path.expanduser("~/.config/openstack"), "/etc/openstack"]
-    files = [env] if env else []
-    return files + [os.path.join(d, "clouds.yaml") for d in dirs]
-
-
-def _read_yaml(path):
-    try:
-        with open(path) as fh:
-            return yaml.safe_load(fh) or {}
-    except FileNotFoundError:
-        return None
-    except (OSError, yaml.YAMLError) as exc:
-        # Never quote the file's content: it holds a password.
-        raise CommandExecutionError(f"cannot read {path}: {type(exc).__name__}") from None
-
-
-def _cloud_config(cloud):
-    """Credentials of ``cloud`` from the first clouds.yaml that defines it."""
-    searched = []
-    for path in _clouds_files():
-        searched.append(path)
-        data = _read_yaml(path)
-        if not data or cloud not in (data.get("clouds") or {}):
-            continue
-        conf = dict(data["clouds"][cloud] or {})
-        # secure.yaml beside it may hold the password (os-client-config layout).
-        secure = _read_yaml(os.path.join(os.path.dirname(path), "secure.yaml")) or {}
-        extra = (secure.get("clouds") or {}).get(cloud) or {}
-        auth = dict(conf.get("auth") or {})
-        auth.update(extra.get("auth") or {})
-        creds = {k: auth[k] for k in AUTH_KEYS if k in auth}
-        for key in ("region_name", "cacert", "insecure"):
-            if key in conf:
-                creds[key] = conf[key]
-        if "verify" in conf and not _truthy(conf["verify"]):
-            creds["insecure"] = True
-        creds["_source"] = f"cloud '{cloud}' in {path}"
-        return creds
-    raise CommandExecutionError(
-        f"cloud '{cloud}' not found in any clouds.yaml (searched: {', '.join(searched)})")
-
-
-def _credentials(auth=None, cloud=None):
-    if auth is None and cloud is None:
-        auth = __salt__["config.get"]("openstack_keystone:auth") or None
-        if auth is None:
-            cloud = __salt__["config.get"]("openstack_keystone:cloud") or None
-    if auth is not None:
-        if not isinstance(auth, dict):
-            raise CommandExecutionError("auth must be a dict of Keystone admin credentials")
-        unknown = sorted(set(auth) - set(AUTH_KEYS))
-        if unknown:
-            raise CommandExecutionError(f"auth has unknown keys: {', '.join(unknown)}")
-        creds = dict(auth)
-        creds["_source"] = "auth"
-    elif cloud:
-        creds = _cloud_config(cloud)
-    else:
-        raise CommandExecutionError(
-            "no Keystone admin credentials: pass auth or cloud, or set "
-            "openstack_keystone:auth or openstack_keystone:cloud in pillar")
-    missing = [k for k in ("auth_url", "username", "password") if not creds.get(k)]
-    if missing:
-        raise CommandExecutionError(
-            f"Keystone admin credentials ({creds['_source']}) lack: {', '.join(missing)}")
-    return creds
-
-
-def _identity_url(auth_url):
-    """The v3 root from an auth URL given with or without ``/v3``."""
-    url = str(auth_url).rstrip("/")
-    if re.search(r"/v2(\.0)?$", url):
-        raise CommandExecutionError(
-            f"auth_url {url} is an Identity v2 URL: only Identity API v3 is supported")
-    if not re.match(r"https?://", url):
-        raise CommandExecutionError(f"auth_url {url!r} is not an http(s) URL")
-    return url if url.endswith("/v3") else url + "/v3"
-
-
-# --------------------------------------------------------------------------
-# the connection: one Session, a request counter, a per-run lookup cache
-# --------------------------------------------------------------------------
-class _Conn:
-    def __init__(self, creds):
-        self.url = _identity_url(creds["auth_url"])
-        self.username = creds["username"]
-        self.requests = 0
-        self.cache = {}
-        self.domains = {}  # name -> id
-        http = requests.Session()
-        http.hooks["response"].append(self._count)
-        scope = {}
-        if creds.get("project_name"):
-            scope["project_name"] = creds["project_name"]
-            scope["project_domain_name"] = creds.get("project_domain_name")
-            scope["project_domain_id"] = creds.get("project_domain_id")
-            if not (scope["project_domain_name"] or scope["project_domain_id"]):
-                scope["project_domain_id"] = "default"
-        user_domain = {"user_domain_name": creds.get("user_domain_name"),
-                       "user_domain_id": creds.get("user_domain_id")}
-        if not any(user_domain.values()):
-            user_domain["user_domain_id"] = "default"
-        plugin = ks_v3.Password(
-            auth_url=self.url, username=creds["username"], password=creds["password"],
-            include_catalog=False, **user_domain, **scope)
-        if _truthy(creds.get("insecure")):
-            verify = False
-        else:
-            verify = creds.get("cacert") or True
-        self.session = ks_session.Session(auth=plugin, verify=verify, session=http)
-        self._authenticated = False
-
-    def _count(self, response, *args, **kwargs):
-        self.requests += 1
-
-    def _error(self, exc, what):
-        if isinstance(exc, ks_exc.SSLError):
-            return f"TLS failure talking to Keystone at {self.url} ({what}): {exc}"
-        if isinstance(exc, ks_exc.ConnectionError):
-            return f"cannot reach Keystone at {self.url} ({what}): {type(exc).__name__}"
-        if isinstance(exc, ks_exc.Unauthorized):
-            return (f"Keystone at {self.url} refused the admin credentials of user "
-                    f"'{self.username}' (HTTP 401)")
-        return f"Keystone at {self.url} failed ({what}): {type(exc).__name__}: {exc}"
-
-    def login(self):
-        """Get the admin token once; learn the admin's domain ids from it."""
-        if self._authenticated:
-            return
-        try:
-            access = self.session.auth.get_access(self.session)
-        except ks_exc.ClientException as exc:
-            raise CommandExecutionError(self._error(exc, "admin token")) from None
-        self._authenticated = True
-        for name, did in ((access.user_domain_name, access.user_domain_id),
-                          (access.project_domain_name, access.project_domain_id)):
-            if name and did:
-                self.domains[name] = did
-
-    def call(self, method, path, body=None, params=None, ok=(200, 201, 204),
-             authenticated=True, secrets_=()):
-        """One request; returns (status, json body or None)."""
-        if authenticated:
-            self.login()
-        what = f"{method} {path}"
-        try:
-            resp = self.session.request(
-                self.url + path, method, json=body, params=params, raise_exc=False,
-                authenticated=authenticated, logger=_QUIET)
-        except ks_exc.ClientException as exc:
-            raise CommandExecutionError(_mask(self._error(exc, what), secrets_)) from None
-        log.debug("openstack_keystone: %s %s -> %s", method, path, resp.status_code)
-        if resp.status_code not in ok:
-            try:
-                msg = resp.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                msg = resp.reason
-            hint = ""
-            if resp.status_code == 403:
-                hint = f" (does user '{self.username}' have the admin role?)"
-            raise CommandExecutionError(_mask(
-                f"Keystone at {self.url} answered {what} with HTTP {resp.status_code}: "
-                f"{msg}{hint}", secrets_))
-        try:
-            data = resp.json() if resp.content else None
-        except ValueError:
-            data = None
-        return resp.status_code, data
-
-
-def _mask(text, secrets_):
-    for secret in secrets_:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
-
-
-def mask_url(url):
-    """An URL with any ``user:password@`` part masked (for comments and logs)."""
-    if not isinstance(url, str):
-        return url
-    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1" + MASK + "@", url)
-
-
 def _conn(auth=None, cloud=None):
-    creds = _credentials(auth, cloud)
-    digest = hmac.new(_CACHE_KEY, json.dumps(creds, sort_keys=True, default=str).encode(),
-                      hashlib.sha256).hexdigest()
-    key = _CTX + digest
-    if key not in __context__:
-        __context__[key] = _Conn(creds)
-    return __context__[key]
+    """The run's connection for these credentials (one token, one pool)."""
+    configured = {}
+    if auth is None and cloud is None:
+        configured = {"configured_auth": __salt__["config.get"]("openstack_keystone:auth"),
+                      "configured_cloud": __salt__["config.get"]("openstack_keystone:cloud")}
+    creds = __utils__["openstack_session.credentials"](auth, cloud, **configured)
+    return __utils__["openstack_session.connect"](creds, __context__,
+                                                  __utils__["openstack_state.mask"])
 
 
 def request_count():
-    """HTTP requests sent to Keystone so far in this run (all credential sets)."""
-    return sum(v.requests for k, v in __context__.items()
-               if isinstance(k, str) and k.startswith(_CTX))
+    """HTTP requests sent to Keystone so far in this run (all credential sets).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' openstack_keystone.request_count
+    """
+    return __utils__["openstack_session.request_count"](__context__)
 
 
 def _q(value):
@@ -291,7 +68,14 @@ def _one(items, what):
 # domains, projects, users
 # --------------------------------------------------------------------------
 def domain_id(name, auth=None, cloud=None):
-    """The id of domain ``name`` (a name, or failing that an id). Raises if missing."""
+    """The id of domain ``name`` (a name, or failing that an id). Raises if missing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.domain_id Default cloud=admin
+    """
     conn = _conn(auth, cloud)
     conn.login()
     if name in conn.domains:
@@ -326,12 +110,27 @@ def _in_domain_get(kind, name, domain, auth, cloud):
 
 
 def project_get(name, domain="Default", auth=None, cloud=None):
-    """The project ``name`` in ``domain`` as a dict, or None."""
+    """The project ``name`` in ``domain`` as a dict, or None.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.project_get service cloud=admin
+    """
     return _in_domain_get("project", name, domain, auth, cloud)
 
 
 def project_create(name, domain="Default", description=None, enabled=True,
                    auth=None, cloud=None):
+    """Create project ``name`` in ``domain``; the new record.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.project_create service description='Service Project' cloud=admin
+    """
     conn = _conn(auth, cloud)
     did = domain_id(domain, auth, cloud)
     body = {"name": name, "domain_id": did, "enabled": bool(enabled)}
@@ -343,6 +142,14 @@ def project_create(name, domain="Default", description=None, enabled=True,
 
 
 def project_update(project_id, fields, auth=None, cloud=None):
+    """PATCH the project with ``fields``; the record.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.project_update 0123abcd '{description: Services}' cloud=admin
+    """
     conn = _conn(auth, cloud)
     _, data = conn.call("PATCH", f"/projects/{_q(project_id)}", {"project": dict(fields)})
     rec = data["project"]
@@ -351,6 +158,14 @@ def project_update(project_id, fields, auth=None, cloud=None):
 
 
 def project_delete(project_id, auth=None, cloud=None):
+    """Delete the project (a missing one is fine).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.project_delete 0123abcd cloud=admin
+    """
     conn = _conn(auth, cloud)
     conn.call("DELETE", f"/projects/{_q(project_id)}", ok=(204, 404))
     conn.cache = {k: v for k, v in conn.cache.items()
@@ -359,12 +174,27 @@ def project_delete(project_id, auth=None, cloud=None):
 
 
 def user_get(name, domain="Default", auth=None, cloud=None):
-    """The user ``name`` in ``domain`` as a dict, or None."""
+    """The user ``name`` in ``domain`` as a dict, or None.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.user_get nova cloud=admin
+    """
     return _in_domain_get("user", name, domain, auth, cloud)
 
 
 def user_create(name, password, domain="Default", default_project_id=None, email=None,
                 enabled=True, auth=None, cloud=None):
+    """Create user ``name`` with ``password``; the new record.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.user_create nova password=...  # in the job cache: prefer the state cloud=admin
+    """
     conn = _conn(auth, cloud)
     did = domain_id(domain, auth, cloud)
     body = {"name": name, "domain_id": did, "password": password, "enabled": bool(enabled)}
@@ -378,7 +208,14 @@ def user_create(name, password, domain="Default", default_project_id=None, email
 
 
 def user_update(user_id, fields, auth=None, cloud=None):
-    """PATCH the user; ``fields`` may hold ``password``. Returns the record."""
+    """PATCH the user; ``fields`` may hold ``password``. Returns the record.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.user_update 0123abcd '{enabled: true}' cloud=admin
+    """
     conn = _conn(auth, cloud)
     _, data = conn.call("PATCH", f"/users/{_q(user_id)}", {"user": dict(fields)},
                         secrets_=(fields.get("password"),))
@@ -388,6 +225,14 @@ def user_update(user_id, fields, auth=None, cloud=None):
 
 
 def user_delete(user_id, auth=None, cloud=None):
+    """Delete the user (a missing one is fine).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.user_delete 0123abcd cloud=admin
+    """
     conn = _conn(auth, cloud)
     conn.call("DELETE", f"/users/{_q(user_id)}", ok=(204, 404))
     conn.cache = {k: v for k, v in conn.cache.items()
@@ -396,7 +241,14 @@ def user_delete(user_id, auth=None, cloud=None):
 
 
 def user_ref(name, domain="Default", auth=None, cloud=None):
-    """The user's id/name/domain_id, from this run's password check when it had one."""
+    """The user's id/name/domain_id, from this run's password check when it had one.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.user_ref nova cloud=admin
+    """
     conn = _conn(auth, cloud)
     did = domain_id(domain, auth, cloud)
     ref = conn.cache.get(("user-ref", name, did))
@@ -408,6 +260,12 @@ def user_authenticate(name, password, domain="Default", auth=None, cloud=None):
 
     One request proves at once that the user exists, is enabled and has this
     password, so a no-op ``user_present`` needs no list call.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.user_authenticate nova password=...  # in the job cache cloud=admin
     """
     conn = _conn(auth, cloud)
     did = domain_id(domain, auth, cloud)
@@ -424,7 +282,14 @@ def user_authenticate(name, password, domain="Default", auth=None, cloud=None):
 
 
 def user_check_password(user_id, password, auth=None, cloud=None):
-    """True when ``password`` gets a token for the user (an unscoped one, no catalog)."""
+    """True when ``password`` gets a token for the user (an unscoped one, no catalog).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.user_check_password 0123abcd password=...  # in the job cache cloud=admin
+    """
     conn = _conn(auth, cloud)
     body = {"auth": {"identity": {"methods": ["password"], "password": {
         "user": {"id": user_id, "password": password}}}}}
@@ -437,7 +302,14 @@ def user_check_password(user_id, password, auth=None, cloud=None):
 # roles and grants
 # --------------------------------------------------------------------------
 def role_get(name, auth=None, cloud=None):
-    """The global role ``name`` as a dict, or None."""
+    """The global role ``name`` as a dict, or None.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.role_get service cloud=admin
+    """
     conn = _conn(auth, cloud)
 
     def fetch():
@@ -450,6 +322,14 @@ def role_get(name, auth=None, cloud=None):
 
 
 def role_create(name, auth=None, cloud=None):
+    """Create the global role ``name``; the new record.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.role_create service cloud=admin
+    """
     conn = _conn(auth, cloud)
     _, data = conn.call("POST", "/roles", {"role": {"name": name}})
     conn.cache[("role", name)] = data["role"]
@@ -457,6 +337,14 @@ def role_create(name, auth=None, cloud=None):
 
 
 def role_delete(role_id, auth=None, cloud=None):
+    """Delete the role (a missing one is fine).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.role_delete 0123abcd cloud=admin
+    """
     conn = _conn(auth, cloud)
     conn.call("DELETE", f"/roles/{_q(role_id)}", ok=(204, 404))
     conn.cache = {k: v for k, v in conn.cache.items()
@@ -469,18 +357,41 @@ def _grant_path(project_id, user_id, role_id):
 
 
 def role_grant_check(project_id, user_id, role_id, auth=None, cloud=None):
-    """True when the user holds the role directly on the project."""
+    """True when the user holds the role directly on the project.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.role_grant_check <project_id> <user_id> <role_id> cloud=admin
+    """
     conn = _conn(auth, cloud)
     status, _ = conn.call("HEAD", _grant_path(project_id, user_id, role_id), ok=(204, 200, 404))
     return status != 404
 
 
 def role_grant(project_id, user_id, role_id, auth=None, cloud=None):
+    """Grant the role to the user on the project.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.role_grant <project_id> <user_id> <role_id> cloud=admin
+    """
     _conn(auth, cloud).call("PUT", _grant_path(project_id, user_id, role_id))
     return True
 
 
 def role_revoke(project_id, user_id, role_id, auth=None, cloud=None):
+    """Revoke the role from the user on the project (if held).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.role_revoke <project_id> <user_id> <role_id> cloud=admin
+    """
     _conn(auth, cloud).call("DELETE", _grant_path(project_id, user_id, role_id),
                             ok=(204, 404))
     return True
@@ -490,7 +401,14 @@ def role_revoke(project_id, user_id, role_id, auth=None, cloud=None):
 # services, regions, endpoints
 # --------------------------------------------------------------------------
 def service_list(name, service_type=None, auth=None, cloud=None):
-    """Services named ``name`` (of ``service_type`` when given)."""
+    """Services named ``name`` (of ``service_type`` when given).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.service_list nova service_type=compute cloud=admin
+    """
     conn = _conn(auth, cloud)
 
     def fetch():
@@ -505,6 +423,14 @@ def service_list(name, service_type=None, auth=None, cloud=None):
 
 
 def service_create(name, service_type, description=None, auth=None, cloud=None):
+    """Create the catalog service ``name`` of ``service_type``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.service_create nova compute description='OpenStack Compute' cloud=admin
+    """
     conn = _conn(auth, cloud)
     body = {"name": name, "type": service_type, "enabled": True}
     if description is not None:
@@ -516,6 +442,14 @@ def service_create(name, service_type, description=None, auth=None, cloud=None):
 
 
 def service_update(service_id, fields, auth=None, cloud=None):
+    """PATCH the service with ``fields``; the record.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.service_update 0123abcd '{enabled: true}' cloud=admin
+    """
     conn = _conn(auth, cloud)
     _, data = conn.call("PATCH", f"/services/{_q(service_id)}", {"service": dict(fields)})
     rec = data["service"]
@@ -524,6 +458,14 @@ def service_update(service_id, fields, auth=None, cloud=None):
 
 
 def service_delete(service_id, auth=None, cloud=None):
+    """Delete the service (its endpoints go with it).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.service_delete 0123abcd cloud=admin
+    """
     conn = _conn(auth, cloud)
     conn.call("DELETE", f"/services/{_q(service_id)}", ok=(204, 404))
     conn.cache = {k: v for k, v in conn.cache.items() if k[0] != "service"}
@@ -531,23 +473,54 @@ def service_delete(service_id, auth=None, cloud=None):
 
 
 def region_exists(region, auth=None, cloud=None):
+    """True when region ``region`` exists.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.region_exists RegionOne cloud=admin
+    """
     conn = _conn(auth, cloud)
     status, _ = conn.call("GET", f"/regions/{_q(region)}", ok=(200, 404))
     return status == 200
 
 
 def region_create(region, auth=None, cloud=None):
+    """Create region ``region``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.region_create RegionTwo cloud=admin
+    """
     _, data = _conn(auth, cloud).call("POST", "/regions", {"region": {"id": region}})
     return data["region"]
 
 
 def region_delete(region, auth=None, cloud=None):
+    """Delete region ``region`` (a missing one is fine).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.region_delete RegionTwo cloud=admin
+    """
     _conn(auth, cloud).call("DELETE", f"/regions/{_q(region)}", ok=(204, 404))
     return True
 
 
 def endpoint_list(service_id, region=None, interface=None, auth=None, cloud=None):
-    """Endpoints of a service, filtered by Keystone on region and interface."""
+    """Endpoints of a service, filtered by Keystone on region and interface.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.endpoint_list 0123abcd region=RegionOne interface=public cloud=admin
+    """
     conn = _conn(auth, cloud)
     params = {"service_id": service_id}
     if region:
@@ -563,6 +536,14 @@ def endpoint_list(service_id, region=None, interface=None, auth=None, cloud=None
 
 
 def endpoint_create(service_id, interface, url, region, auth=None, cloud=None):
+    """Create an endpoint of the service.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.endpoint_create 0123abcd public http://ctl:8774/v2.1 RegionOne cloud=admin
+    """
     body = {"service_id": service_id, "interface": interface, "url": url,
             "region_id": region, "enabled": True}
     _, data = _conn(auth, cloud).call("POST", "/endpoints", {"endpoint": body})
@@ -570,11 +551,27 @@ def endpoint_create(service_id, interface, url, region, auth=None, cloud=None):
 
 
 def endpoint_update(endpoint_id, fields, auth=None, cloud=None):
+    """PATCH the endpoint with ``fields``; the record.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.endpoint_update 0123abcd '{url: http://ctl:8774/v2.1}' cloud=admin
+    """
     _, data = _conn(auth, cloud).call("PATCH", f"/endpoints/{_q(endpoint_id)}",
                                       {"endpoint": dict(fields)})
     return data["endpoint"]
 
 
 def endpoint_delete(endpoint_id, auth=None, cloud=None):
+    """Delete the endpoint (a missing one is fine).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.endpoint_delete 0123abcd cloud=admin
+    """
     _conn(auth, cloud).call("DELETE", f"/endpoints/{_q(endpoint_id)}", ok=(204, 404))
     return True

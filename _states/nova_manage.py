@@ -11,6 +11,9 @@
   have registered.
 
 A second run reports no changes and writes nothing; ``test=True`` only reads.
+In a test run, a check that cannot run yet because earlier states are
+pending (packages not installed, nova.conf not written, a grant missing)
+reports result None with that reason.
 """
 from salt.exceptions import CommandExecutionError
 
@@ -20,43 +23,50 @@ __virtualname__ = "nova_manage"
 def __virtual__():
     if "nova_manage.version" not in __salt__:
         return (False, "nova_manage states need the nova_manage execution module "
-                       "(nova-manage is not installed)")
+                       "(run saltutil.sync_all; it needs the pymysql library)")
     return __virtualname__
 
 
-def _ret(name):
-    return {"name": name, "result": True, "changes": {}, "comment": ""}
+def _test():
+    return bool(__opts__.get("test"))
 
 
-def _pending(ret, changes, comment):
-    """With test=True, report ``changes`` as what would happen and return
-    True; otherwise return False (the caller goes on and does it)."""
-    if not __opts__["test"]:
-        return False
-    ret.update(result=None, changes=changes, comment=comment)
-    return True
+def _run(name, body):
+    """Call ``body(ret)``; an error becomes a failed state (or, in a test run
+    behind pending states, result None with the reason)."""
+    ret = __utils__["openstack_state.new_ret"](name)
+    try:
+        body(ret)
+    except Exception as exc:  # noqa: BLE001 - a failed state, masked, no traceback
+        __utils__["openstack_state.failed"](ret, exc, test=_test(),
+                                            running=globals().get("__running__"))
+    return ret
+
+
+def _change(ret, changes, would, done, act):
+    if __utils__["openstack_state.change"](ret, changes, _test(), would, done):
+        act()
 
 
 def _synced(name, api):
     what = "API database" if api else "database"
-    ret = _ret(name)
-    try:
+
+    def body(ret):
         current = __salt__["nova_manage.version"](api=api)
         heads = __salt__["nova_manage.heads"]()["api" if api else "main"]
         if current in heads:
             ret["comment"] = f"Nova {what} is at the code's head ({current})"
-            return ret
-        if _pending(ret, {"version": {"old": current, "new": heads[0] if heads else None}},
-                    f"Nova {what} would be migrated from {current} to {heads}"):
-            return ret
-        new = __salt__["nova_manage.sync"](api=api)
-    except CommandExecutionError as exc:
-        ret["result"] = False
-        ret["comment"] = str(exc)
-        return ret
-    ret["changes"] = {"version": {"old": current, "new": new}}
-    ret["comment"] = f"Nova {what} migrated to {new}"
-    return ret
+            return
+        changes = {"version": {"old": current, "new": heads[0] if heads else None}}
+
+        def act():
+            changes["version"]["new"] = __salt__["nova_manage.sync"](api=api)
+            ret["comment"] = f"Nova {what} migrated to {changes['version']['new']}"
+
+        _change(ret, changes, f"Nova {what} would be migrated from {current} to {heads}",
+                None, act)
+
+    return _run(name, body)
 
 
 def api_db_synced(name="api_db"):
@@ -75,40 +85,32 @@ def cell_present(name):
     (a rotated password). cell0 is written over SQL, any other cell through
     ``cell_v2 create_cell`` / ``update_cell``; both take their URLs from
     nova.conf, never from argv, and no URL reaches the state's return."""
-    ret = _ret(name)
-    try:
-        stored = __salt__["nova_manage.cell_urls"](name)
-        wanted = __salt__["nova_manage.wanted_cell_urls"](name)
-        if stored is None:
+    def body(ret):
+        state = __salt__["nova_manage.cell_state"](name)
+        if state is None:
             changes = {"cell": {"old": None, "new": name}}
             verb = "created"
         else:
             changes = {key: {"old": "(differs from nova.conf)", "new": "(from nova.conf)"}
-                       for key in ("transport_url", "database_connection")
-                       if stored[key] != wanted[key]}
+                       for key in state["stale"]}
             verb = "updated"
-        if not changes:
-            ret["comment"] = f"Cell {name} is mapped with nova.conf's URLs"
-            return ret
-        if _pending(ret, changes, f"Cell {name} would be {verb}"):
-            return ret
-        if name == "cell0":
-            __salt__["nova_manage.map_cell0"]()
-        elif stored is None:
-            __salt__["nova_manage.create_cell"](name)
-        else:
-            __salt__["nova_manage.update_cell"](stored["uuid"])
-        now = __salt__["nova_manage.cell_urls"](name)
-        if now is None or any(now[key] != wanted[key] for key in wanted):
-            raise CommandExecutionError(f"nova-manage reported success but cell {name} "
-                                        "does not have nova.conf's URLs")
-    except CommandExecutionError as exc:
-        ret["result"] = False
-        ret["comment"] = str(exc)
-        return ret
-    ret["changes"] = changes
-    ret["comment"] = f"Cell {name} {verb}"
-    return ret
+        ret["comment"] = f"Cell {name} is mapped with nova.conf's URLs"
+
+        def act():
+            if name == "cell0":
+                __salt__["nova_manage.map_cell0"]()
+            elif state is None:
+                __salt__["nova_manage.create_cell"](name)
+            else:
+                __salt__["nova_manage.update_cell"](state["uuid"])
+            now = __salt__["nova_manage.cell_state"](name)
+            if now is None or now["stale"]:
+                raise CommandExecutionError(f"nova-manage reported success but cell {name} "
+                                            "does not have nova.conf's URLs")
+
+        _change(ret, changes, f"Cell {name} would be {verb}", f"Cell {name} {verb}", act)
+
+    return _run(name, body)
 
 
 def _short(host):
@@ -127,9 +129,9 @@ def hosts_discovered(name, expect=0, hosts=None):
     or the host names of computes that must have registered (use ``retry`` to
     wait); a missing one is named. With a count, ``hosts`` (e.g. the fleet's
     compute minion ids) lets the message name the missing ones too (not
-    ``names``: Salt reserves it)."""
-    ret = _ret(name)
-    try:
+    ``names``: Salt reserves it). In a test run, computes not registered yet
+    are reported (result None): the run would start them first."""
+    def body(ret):
         known = __salt__["nova_manage.computes"]()
         registered, mapped = known["registered"], set(known["mapped"])
         if isinstance(expect, (list, tuple)):
@@ -143,26 +145,25 @@ def hosts_discovered(name, expect=0, hosts=None):
             short = len(registered)
             absent = _absent_hosts(wanted, registered) if short < count else []
         if absent or short < count:
-            ret["result"] = False
+            ret["result"] = None if _test() else False
             ret["comment"] = (f"{short} of {count} expected compute hosts "
                               f"registered ({', '.join(registered) or 'none'})"
                               + (f"; missing: {', '.join(absent)}" if absent else "")
-                              + "; are nova-compute services running and reaching the broker?")
-            return ret
+                              + ("; they would be waited for and mapped" if _test() else
+                                 "; are nova-compute services running and reaching the broker?"))
+            return
         missing = [h for h in registered if h not in mapped]
-        if not missing:
-            ret["comment"] = f"All {len(registered)} compute hosts are mapped to cells"
-            return ret
-        if _pending(ret, {"mapped": missing}, f"Would map compute hosts: {', '.join(missing)}"):
-            return ret
-        __salt__["nova_manage.discover_hosts"]()
-        left = [h for h in missing if h not in set(__salt__["nova_manage.computes"]()["mapped"])]
-        if left:
-            raise CommandExecutionError(f"discover_hosts left unmapped: {', '.join(left)}")
-    except CommandExecutionError as exc:
-        ret["result"] = False
-        ret["comment"] = str(exc)
-        return ret
-    ret["changes"] = {"mapped": missing}
-    ret["comment"] = f"Mapped compute hosts: {', '.join(missing)}"
-    return ret
+        ret["comment"] = f"All {len(registered)} compute hosts are mapped to cells"
+
+        def act():
+            __salt__["nova_manage.discover_hosts"]()
+            now = set(__salt__["nova_manage.computes"]()["mapped"])
+            left = [h for h in missing if h not in now]
+            if left:
+                raise CommandExecutionError(f"discover_hosts left unmapped: {', '.join(left)}")
+
+        _change(ret, {"mapped": missing} if missing else {},
+                f"Would map compute hosts: {', '.join(missing)}",
+                f"Mapped compute hosts: {', '.join(missing)}", act)
+
+    return _run(name, body)

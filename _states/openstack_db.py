@@ -23,39 +23,24 @@ password, never ``GRANT … IDENTIFIED BY``). ``test=True`` reads only.
 Reads are cached for the state run (one connection per server), and every
 write drops the cached reads it affects.
 """
-MASK = "********"
-
-
 def __virtual__():
     if "openstack_db.db_get" in __salt__:
         return "openstack_db"
     return False, "openstack_db: the openstack_db execution module did not load (pymysql missing?)"
 
 
-def _ret(name):
-    return {"name": name, "result": True, "changes": {}, "comment": ""}
-
-
 def _mod(fun):
     return __salt__[f"openstack_db.{fun}"]
 
 
-def _guard(ret, secrets, work):
+def _guard(name, secrets, work):
     """Run ``work(ret)``; any error becomes a failed state with a masked comment."""
+    ret = __utils__["openstack_state.new_ret"](name)
     try:
         work(ret)
-    except Exception as exc:  # noqa: BLE001 - no traceback may reach the output
-        from salt.exceptions import CommandExecutionError
-
-        text = str(exc) if isinstance(exc, CommandExecutionError) else \
-            f"unexpected error: {type(exc).__name__}: {exc}"
-        try:
-            text = _mod("mask_secrets")(text, secrets)
-        except Exception:  # noqa: BLE001 - never risk showing an unmasked text
-            text = f"unexpected error: {type(exc).__name__}"
-        ret["result"] = False
-        ret["changes"] = {}
-        ret["comment"] = text
+    except Exception as exc:  # noqa: BLE001 - a failed state, masked, no traceback
+        __utils__["openstack_state.failed"](ret, exc, secrets, test=__opts__["test"],
+                                            running=globals().get("__running__"))
     return ret
 
 
@@ -69,13 +54,12 @@ def _secrets(connection, *extra):
 def _change(ret, changes, would, act, done):
     """Report ``changes``; with test=True say what ``would`` happen, else
     ``act()`` and say it is ``done``."""
-    ret["changes"] = changes
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["comment"] = would
-        return
-    act()
-    ret["comment"] = done
+    if __utils__["openstack_state.change"](ret, changes, __opts__["test"], would, done):
+        act()
+
+
+def _masked():
+    return __utils__["openstack_state.mask_text"]()
 
 
 def _account(name, host):
@@ -103,7 +87,7 @@ def database_present(name, character_set="utf8mb4", collate=None, connection=Non
         else:
             ret["comment"] = f"Database {name} is present"
 
-    return _guard(_ret(name), _secrets(connection), work)
+    return _guard(name, _secrets(connection), work)
 
 
 def database_absent(name, connection=None):
@@ -118,7 +102,7 @@ def database_absent(name, connection=None):
                 lambda: _mod("db_drop")(name, connection=connection),
                 f"Database {name} dropped")
 
-    return _guard(_ret(name), _secrets(connection), work)
+    return _guard(name, _secrets(connection), work)
 
 
 def user_present(name, host, password, connection=None):
@@ -137,7 +121,7 @@ def user_present(name, host, password, connection=None):
                     lambda: _mod("user_create")(name, host, password, connection=connection),
                     f"User {account} created")
         elif check["password"] is False:
-            _change(ret, {"password": {"old": MASK, "new": MASK}},
+            _change(ret, {"password": {"old": _masked(), "new": _masked()}},
                     f"Password of {account} differs and would be set",
                     lambda: _mod("user_set_password")(name, host, password,
                                                       connection=connection),
@@ -148,7 +132,7 @@ def user_present(name, host, password, connection=None):
         else:
             ret["comment"] = f"User {account} is present with the wanted password"
 
-    return _guard(_ret(name), _secrets(connection, password), work)
+    return _guard(name, _secrets(connection, password), work)
 
 
 def user_absent(name, host, connection=None):
@@ -164,7 +148,7 @@ def user_absent(name, host, connection=None):
                 lambda: _mod("user_drop")(name, host, connection=connection),
                 f"User {account} dropped")
 
-    return _guard(_ret(name), _secrets(connection), work)
+    return _guard(name, _secrets(connection), work)
 
 
 def grants_present(name, host, database, privileges="ALL", strict=False, connection=None):
@@ -182,7 +166,7 @@ def grants_present(name, host, database, privileges="ALL", strict=False, connect
                                    connection=connection, cached=True)
         on = f"`{database}`.*"
         if plan is None:
-            wanted = ", ".join(_mod("normalize_privileges")(privileges))
+            wanted = ", ".join(__utils__["openstack_sql.normalize_privileges"](privileges))
             if __opts__["test"]:
                 ret["result"] = None
                 ret["changes"] = {"grant": f"{wanted} ON {on}"}
@@ -208,4 +192,4 @@ def grants_present(name, host, database, privileges="ALL", strict=False, connect
                                              connection=connection),
                 f"Did {plan['description']} on {on} for {account}")
 
-    return _guard(_ret(name), _secrets(connection), work)
+    return _guard(name, _secrets(connection), work)

@@ -15,9 +15,11 @@
 
 Secret-looking keys (password, secret, transport_url, connection, ...) and
 those in ``secret_keys`` are reported as ``********``.
-"""
-from salt.exceptions import CommandExecutionError
 
+``permissions_present`` sets mode and owner alone: a service that watches the
+options state then restarts only when a key it reads changed, not when a
+mode was fixed.
+"""
 __virtualname__ = "openstack_ini"
 
 
@@ -31,30 +33,35 @@ def _count(changes):
     return sum(len(keys) for keys in changes.values())
 
 
-def _run(name, call, what):
-    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+def _converge(name, call, what):
+    """``call(test)`` compares and (unless test) changes in one locked pass,
+    returning the changes; this reports them."""
     test = bool(__opts__.get("test"))
+    ret = __utils__["openstack_state.new_ret"](name)
     try:
         changes = call(test)
-    except CommandExecutionError as exc:
-        ret["result"] = False
-        ret["comment"] = str(exc)
-        return ret
-    if not changes:
+        parts = []
+        option_count = _count({k: v for k, v in changes.items() if k != "permissions"})
+        if option_count:
+            parts.append(f"{option_count} option(s)")
+        if "permissions" in changes:
+            parts.append(", ".join(sorted(changes["permissions"])))
+        summary = " and ".join(parts)
         ret["comment"] = f"{name}: {what} already as wanted"
-        return ret
-    ret["changes"] = changes
-    parts = []
-    option_count = _count({k: v for k, v in changes.items() if k != "permissions"})
-    if option_count:
-        parts.append(f"{option_count} option(s)")
-    if "permissions" in changes:
-        parts.append(", ".join(sorted(changes["permissions"])))
-    verb = "would change" if test else "changed"
-    ret["comment"] = f"{name}: {verb} " + " and ".join(parts)
-    if test:
-        ret["result"] = None
+        __utils__["openstack_state.change"](ret, changes, test, would=f"{name}: would change {summary}",
+                                            done=f"{name}: changed {summary}")
+    except Exception as exc:  # noqa: BLE001 - a failed state, masked, no traceback
+        __utils__["openstack_state.failed"](ret, exc, test=test,
+                                            running=globals().get("__running__"))
     return ret
+
+
+def _permissions(name, mode, user, group, test):
+    if mode is None and user is None and group is None:
+        return {}
+    perms = __salt__["openstack_ini.set_permissions"](name, mode=mode, user=user, group=group,
+                                                      test=test)
+    return {"permissions": perms} if perms else {}
 
 
 def options_present(name, sections, secret_keys=None, mode=None, user=None, group=None):
@@ -72,16 +79,12 @@ def options_present(name, sections, secret_keys=None, mode=None, user=None, grou
         secret is written).
     """
     def call(test):
-        changes = {}
-        if mode is not None or user is not None or group is not None:
-            perms = __salt__["openstack_ini.set_permissions"](name, mode=mode, user=user, group=group, test=test)
-            if perms:
-                changes["permissions"] = perms
+        changes = _permissions(name, mode, user, group, test)
         changes.update(__salt__["openstack_ini.set_options"](name, sections, test=test, secret_keys=secret_keys))
         return changes
 
     managed_perms = mode is not None or user is not None or group is not None
-    return _run(name, call, "options and permissions" if managed_perms else "options")
+    return _converge(name, call, "options and permissions" if managed_perms else "options")
 
 
 def options_absent(name, sections, secret_keys=None):
@@ -89,4 +92,9 @@ def options_absent(name, sections, secret_keys=None):
     def call(test):
         return __salt__["openstack_ini.remove_options"](name, sections, test=test, secret_keys=secret_keys)
 
-    return _run(name, call, "options")
+    return _converge(name, call, "options")
+
+
+def permissions_present(name, mode=None, user=None, group=None):
+    """The existing file ``name`` has this mode, owner and group (each when given)."""
+    return _converge(name, lambda test: _permissions(name, mode, user, group, test), "permissions")

@@ -21,9 +21,6 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "openstack_keystone"
 
-MASK = "********"
-
-
 def __virtual__():
     if "openstack_keystone.project_get" in __salt__:
         return __virtualname__
@@ -35,30 +32,34 @@ class _Invalid(Exception):
     """Bad state input: reported as a failed state, before any request."""
 
 
-def _ret(name):
-    return {"name": name, "result": True, "changes": {}, "comment": ""}
-
-
 def _ks(fun, *args, **kwargs):
     return __salt__[f"openstack_keystone.{fun}"](*args, **kwargs)
 
 
-def _run(name, body, *args):
+def _test():
+    return bool(__opts__.get("test"))
+
+
+def _run(name, body):
     """Call a state body; turn any error into a failed state, no traceback."""
-    ret = _ret(name)
+    ret = __utils__["openstack_state.new_ret"](name)
     try:
-        body(ret, *args)
-    except _Invalid as exc:
-        ret.update(result=False, comment=str(exc), changes={})
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=str(exc))
-    except Exception as exc:  # pylint: disable=broad-except
-        # A bug or an unforeseen client error: still a clean failed state.
-        log.debug("openstack_keystone state %s failed", name, exc_info=True)
-        ret.update(result=False, comment=f"unexpected {type(exc).__name__}: {exc}")
-    if ret["result"] is not False and __opts__.get("test") and ret["changes"]:
-        ret["result"] = None
+        body(ret)
+    except Exception as exc:  # noqa: BLE001 - a failed state, masked, no traceback
+        __utils__["openstack_state.failed"](ret, exc, invalid=(_Invalid,), test=_test(),
+                                            running=globals().get("__running__"))
     return ret
+
+
+def _change(ret, changes, what, verb, act):
+    """Report ``changes`` of ``what``; unless testing, ``act()`` them."""
+    if __utils__["openstack_state.change"](ret, changes, _test(), f"{what} would be {verb}",
+                                           f"{what} {verb}") and act is not None:
+        act()
+
+
+def _masked():
+    return __utils__["openstack_state.mask_text"]()
 
 
 def _need_str(value, arg, allow_none=False):
@@ -82,14 +83,6 @@ def _auth(auth, cloud):
     return {"auth": auth, "cloud": cloud}
 
 
-def _test():
-    return bool(__opts__.get("test"))
-
-
-def _done(ret, what, verb):
-    ret["comment"] = (f"{what} would be {verb}" if _test() else f"{what} {verb}")
-
-
 # --------------------------------------------------------------------------
 # projects
 # --------------------------------------------------------------------------
@@ -104,10 +97,8 @@ def project_present(name, domain="Default", description=None, enabled=True,
         what = f"project '{name}' in domain '{domain}'"
         rec = _ks("project_get", name, domain, **ka)
         if rec is None:
-            ret["changes"] = {"project": {"old": None, "new": name}}
-            if not _test():
-                _ks("project_create", name, domain, description, enabled, **ka)
-            return _done(ret, what, "created")
+            return _change(ret, {"project": {"old": None, "new": name}}, what, "created",
+                    lambda: _ks("project_create", name, domain, description, enabled, **ka))
         fields = {}
         if description is not None and rec.get("description", "") != description:
             fields["description"] = description
@@ -116,10 +107,8 @@ def project_present(name, domain="Default", description=None, enabled=True,
         if not fields:
             ret["comment"] = f"{what} is in the correct state"
             return
-        ret["changes"] = {k: {"old": rec.get(k), "new": v} for k, v in fields.items()}
-        if not _test():
-            _ks("project_update", rec["id"], fields, **ka)
-        _done(ret, what, "updated")
+        _change(ret, {k: {"old": rec.get(k), "new": v} for k, v in fields.items()}, what, "updated",
+                lambda: _ks("project_update", rec["id"], fields, **ka))
     return _run(name, body)
 
 
@@ -137,10 +126,8 @@ def _domain_record_absent(kind, name, domain, auth, cloud):
         if rec is None:
             ret["comment"] = f"{what} is already absent"
             return
-        ret["changes"] = {kind: {"old": name, "new": None}}
-        if not _test():
-            _ks(f"{kind}_delete", rec["id"], **ka)
-        _done(ret, what, "deleted")
+        _change(ret, {kind: {"old": name, "new": None}}, what, "deleted",
+                lambda: _ks(f"{kind}_delete", rec["id"], **ka))
     return _run(name, body)
 
 
@@ -188,10 +175,10 @@ def user_present(name, password, domain="Default", default_project=None, email=N
             failed_auth = True
         rec = _ks("user_get", name, domain, **ka)
         if rec is None:
-            ret["changes"] = {"user": {"old": None, "new": name}, "password": MASK}
-            if not _test():
-                _ks("user_create", name, password, domain, project_id, email, enabled, **ka)
-            return _done(ret, what, "created")
+            return _change(ret, {"user": {"old": None, "new": name}, "password": _masked()},
+                           what, "created",
+                           lambda: _ks("user_create", name, password, domain, project_id, email,
+                                       enabled, **ka))
         fields = {}
         if project_id and rec.get("default_project_id") != project_id:
             fields["default_project_id"] = project_id
@@ -215,14 +202,10 @@ def user_present(name, password, domain="Default", default_project=None, email=N
                 (failed_auth and rec.get("enabled", True))
                 or not _ks("user_check_password", rec["id"], password, **ka)):
             fields["password"] = password
-            changes["password"] = MASK
-        if not changes:
-            ret["comment"] = f"{what} is in the correct state"
-            return
-        ret["changes"] = changes
-        if fields and not _test():
-            _ks("user_update", rec["id"], fields, **ka)
-        _done(ret, what, "updated")
+            changes["password"] = _masked()
+        ret["comment"] = f"{what} is in the correct state"
+        _change(ret, changes, what, "updated",
+                lambda: fields and _ks("user_update", rec["id"], fields, **ka))
     return _run(name, body)
 
 
@@ -240,10 +223,8 @@ def role_present(name, auth=None, cloud=None):
         if _ks("role_get", name, **ka) is not None:
             ret["comment"] = f"role '{name}' is in the correct state"
             return
-        ret["changes"] = {"role": {"old": None, "new": name}}
-        if not _test():
-            _ks("role_create", name, **ka)
-        _done(ret, f"role '{name}'", "created")
+        _change(ret, {"role": {"old": None, "new": name}}, f"role '{name}'", "created",
+                lambda: _ks("role_create", name, **ka))
     return _run(name, body)
 
 
@@ -255,10 +236,8 @@ def role_absent(name, auth=None, cloud=None):
         if rec is None:
             ret["comment"] = f"role '{name}' is already absent"
             return
-        ret["changes"] = {"role": {"old": name, "new": None}}
-        if not _test():
-            _ks("role_delete", rec["id"], **ka)
-        _done(ret, f"role '{name}'", "deleted")
+        _change(ret, {"role": {"old": name, "new": None}}, f"role '{name}'", "deleted",
+                lambda: _ks("role_delete", rec["id"], **ka))
     return _run(name, body)
 
 
@@ -297,20 +276,16 @@ def role_grant_present(name, user, project, user_domain="Default",
         if missing:
             if _test():
                 # In a test run the records may be pending in earlier states.
-                ret["changes"] = {"grant": {"old": None, "new": what}}
-                ret["comment"] = (f"{what} would be granted once "
-                                  f"{' and '.join(missing)} exist")
-                return
+                return _change(ret, {"grant": {"old": None, "new": what}}, what,
+                               f"granted once {' and '.join(missing)} exist", None)
             ret["result"] = False
             ret["comment"] = f"cannot grant {what}: {' and '.join(missing)} does not exist"
             return
         if _ks("role_grant_check", *ids, **ka):
             ret["comment"] = f"{what} is already granted"
             return
-        ret["changes"] = {"grant": {"old": None, "new": what}}
-        if not _test():
-            _ks("role_grant", *ids, **ka)
-        _done(ret, what, "granted")
+        _change(ret, {"grant": {"old": None, "new": what}}, what, "granted",
+                lambda: _ks("role_grant", *ids, **ka))
     return _run(name, body)
 
 
@@ -326,10 +301,8 @@ def role_grant_absent(name, user, project, user_domain="Default",
         if not _ks("role_grant_check", *ids, **ka):
             ret["comment"] = f"{what} is already absent"
             return
-        ret["changes"] = {"grant": {"old": what, "new": None}}
-        if not _test():
-            _ks("role_revoke", *ids, **ka)
-        _done(ret, what, "revoked")
+        _change(ret, {"grant": {"old": what, "new": None}}, what, "revoked",
+                lambda: _ks("role_revoke", *ids, **ka))
     return _run(name, body)
 
 
@@ -354,10 +327,8 @@ def service_present(name, type, description=None, enabled=True,  # pylint: disab
         elif len(found) == 1:
             rec = found[0]
         elif not found:
-            ret["changes"] = {"service": {"old": None, "new": name}}
-            if not _test():
-                _ks("service_create", name, service_type, description, **ka)
-            return _done(ret, what, "created")
+            return _change(ret, {"service": {"old": None, "new": name}}, what, "created",
+                    lambda: _ks("service_create", name, service_type, description, **ka))
         else:
             raise _Invalid(f"several services are named '{name}', none of type "
                            f"{service_type}: remove the extra ones first")
@@ -374,10 +345,8 @@ def service_present(name, type, description=None, enabled=True,  # pylint: disab
         if not fields:
             ret["comment"] = f"{what} is in the correct state"
             return
-        ret["changes"] = {k: {"old": rec.get(k), "new": v} for k, v in fields.items()}
-        if not _test():
-            _ks("service_update", rec["id"], fields, **ka)
-        _done(ret, what, "updated")
+        _change(ret, {k: {"old": rec.get(k), "new": v} for k, v in fields.items()}, what, "updated",
+                lambda: _ks("service_update", rec["id"], fields, **ka))
     return _run(name, body)
 
 
@@ -391,11 +360,12 @@ def service_absent(name, type=None, auth=None, cloud=None):  # pylint: disable=r
         if not found:
             ret["comment"] = f"service '{name}' is already absent"
             return
-        ret["changes"] = {"service": {"old": [s["id"] for s in found], "new": None}}
-        if not _test():
+        def act():
             for rec in found:
                 _ks("service_delete", rec["id"], **ka)
-        _done(ret, f"service '{name}'", "deleted")
+
+        _change(ret, {"service": {"old": [s["id"] for s in found], "new": None}},
+                f"service '{name}'", "deleted", act)
     return _run(name, body)
 
 
@@ -403,7 +373,7 @@ def service_absent(name, type=None, auth=None, cloud=None):  # pylint: disable=r
 # endpoints
 # --------------------------------------------------------------------------
 def _mask_url(url):
-    return _ks("mask_url", url)
+    return __utils__["openstack_state.mask_url"](url)
 
 
 def _one_service(name, service_type, ka):
@@ -460,9 +430,9 @@ def endpoints_present(name, region="RegionOne", public=None, internal=None, admi
         what = f"endpoints of service '{name}' in region '{region}'"
         if service is None:
             if _test():
-                ret["changes"] = {i: {"old": None, "new": _mask_url(u)} for i, u in wanted.items()}
-                ret["comment"] = f"{what} would be created once the service exists"
-                return
+                return _change(ret, {i: {"old": None, "new": _mask_url(u)}
+                                     for i, u in wanted.items()},
+                               what, "created once the service exists", None)
             raise _Invalid(f"service '{name}' does not exist: declare "
                            "openstack_keystone.service_present for it first")
         existing = _ks("endpoint_list", service["id"], region, **ka)
@@ -477,21 +447,22 @@ def endpoints_present(name, region="RegionOne", public=None, internal=None, admi
         for iface, url in creates:
             changes[iface] = {"old": None, "new": _mask_url(url)}
         if deletes:
-            changes["duplicates removed"] = sorted(
-                f"{e['interface']} {e['id']}" for e in deletes)
-        ret["changes"] = changes
-        if _test():
-            return _done(ret, what, "updated")
-        if creates and not existing and not _ks("region_exists", region, **ka):
-            _ks("region_create", region, **ka)
-            changes["region"] = {"old": None, "new": region}
-        for rec in deletes:
-            _ks("endpoint_delete", rec["id"], **ka)
-        for rec, url in updates:
-            _ks("endpoint_update", rec["id"], {"url": url, "enabled": True}, **ka)
-        for iface, url in creates:
-            _ks("endpoint_create", service["id"], iface, url, region, **ka)
-        _done(ret, what, "updated")
+            # named for what the run does: nothing is removed in a test run
+            key = "duplicates to remove" if _test() else "duplicates removed"
+            changes[key] = sorted(f"{e['interface']} {e['id']}" for e in deletes)
+
+        def act():
+            if creates and not existing and not _ks("region_exists", region, **ka):
+                _ks("region_create", region, **ka)
+                changes["region"] = {"old": None, "new": region}
+            for rec in deletes:
+                _ks("endpoint_delete", rec["id"], **ka)
+            for rec, url in updates:
+                _ks("endpoint_update", rec["id"], {"url": url, "enabled": True}, **ka)
+            for iface, url in creates:
+                _ks("endpoint_create", service["id"], iface, url, region, **ka)
+
+        _change(ret, changes, what, "updated", act)
     return _run(name, body)
 
 
@@ -507,9 +478,10 @@ def endpoints_absent(name, region="RegionOne", service_type=None, auth=None, clo
         if not existing:
             ret["comment"] = f"{what} are already absent"
             return
-        ret["changes"] = {"deleted": sorted(f"{e['interface']} {e['id']}" for e in existing)}
-        if not _test():
+        def act():
             for rec in existing:
                 _ks("endpoint_delete", rec["id"], **ka)
-        _done(ret, what, "deleted")
+
+        _change(ret, {"deleted": sorted(f"{e['interface']} {e['id']}" for e in existing)},
+                what, "deleted", act)
     return _run(name, body)

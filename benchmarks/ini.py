@@ -23,10 +23,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "_modules"))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
-import openstack_ini  # noqa: E402
+from harness import load_module  # noqa: E402
+
+openstack_ini = load_module("modules", "openstack_ini")
+inifile = load_module("utils", "openstack_inifile")
 
 # The kind of keys the guide sets: DB connection, transport, authtoken, ratios, neutron.
 KEYS = {
@@ -134,7 +136,7 @@ def bench_puppet(src, workdir):
     with open(manifest, "w") as fh:
         for section, keys in KEYS.items():
             for key, value in keys.items():
-                secret = "true" if openstack_ini._is_secret(key, None) else "false"
+                secret = "true" if inifile.is_secret(key) else "false"
                 fh.write(f"nova_config {{ '{section}/{key}': value => '{value}', secret => {secret} }}\n")
     created = not os.path.isdir("/etc/nova")
     os.makedirs("/etc/nova", exist_ok=True)

@@ -16,7 +16,7 @@ logging.raiseExceptions = False
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import REPO, SaltCall  # noqa: E402
+from harness import REPO, SaltCall, formula_roots, host_minion_opts  # noqa: E402
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
@@ -54,7 +54,7 @@ def master_state_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def salt_master(salt_factories, master_pillar_dir, master_state_dir):
     overrides = {
-        "file_roots": {"base": [str(master_state_dir), REPO]},
+        "file_roots": {"base": [str(master_state_dir), formula_roots()]},
         "pillar_roots": {"base": [str(master_pillar_dir)]},
         "open_mode": True,
     }
@@ -65,7 +65,7 @@ def salt_master(salt_factories, master_pillar_dir, master_state_dir):
 
 @pytest.fixture(scope="session")
 def salt_minion(salt_master):
-    minion = salt_master.salt_minion_daemon("nova-minion-1")
+    minion = salt_master.salt_minion_daemon("nova-minion-1", overrides=host_minion_opts())
     with minion.started():
         ret = minion.salt_call_cli().run("saltutil.sync_all")
         assert ret.returncode == 0, ret

@@ -6,7 +6,9 @@ SLS tree) plus a per-test folder for ad-hoc SLS, whose ``module_dirs`` load
 ``_modules``/``_states`` straight from the repo, and whose pillar comes from
 files (never from the command line, so secrets stay out of argv).
 """
+import glob
 import importlib.util
+import inspect
 import json
 import os
 import subprocess
@@ -21,13 +23,56 @@ SALT_CALL = os.path.join(VENV_BIN, "salt-call")
 
 
 def load_module(kind, name, as_name=None):
-    """A fresh copy of ``_<kind>/<name>.py`` (kind: modules or states) imported
-    as a plain module, for unit tests that set its dunders themselves."""
+    """A fresh copy of ``_<kind>/<name>.py`` (kind: modules, states or utils)
+    imported as a plain module, for unit tests that set its dunders
+    themselves; ``__utils__`` is set as Salt's loader would (see utils())."""
     spec = importlib.util.spec_from_file_location(
         as_name or f"{kind}_{name}", os.path.join(REPO, f"_{kind}", f"{name}.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    if kind != "utils":
+        mod.__utils__ = utils()
     return mod
+
+
+def utils():
+    """What Salt's loader gives a module as ``__utils__``: every public
+    function of ``_utils/*.py``, as ``"<module>.<function>"``."""
+    funcs = {}
+    for path in sorted(glob.glob(os.path.join(REPO, "_utils", "*.py"))):
+        name = os.path.basename(path)[:-3]
+        mod = load_module("utils", name)
+        for attr, value in vars(mod).items():
+            if not attr.startswith("_") and inspect.isfunction(value):
+                funcs[f"{name}.{attr}"] = value
+    return funcs
+
+
+def formula_roots():
+    """A file_roots folder holding only the formula, as an operator's master
+    would serve it (nova/ and the _modules, _states, _utils a sync_all sends
+    to minions), as links into this repo: with the repo itself as file root,
+    Salt's file server would walk .venv and .git on every run (seconds)."""
+    root = os.path.join(REPO, ".cache", "file_roots")
+    os.makedirs(root, exist_ok=True)
+    for name in ("nova", "_modules", "_states", "_utils"):
+        link = os.path.join(root, name)
+        if not os.path.islink(link):
+            try:
+                os.symlink(os.path.join(REPO, name), link)
+            except FileExistsError:
+                pass
+    return root
+
+
+def host_minion_opts():
+    """Minion options this machine needs, as docs/operations.md says:
+    systemctl is installed but systemd is not PID 1 (a container), so Salt's
+    systemd module would run "offline" and do nothing; keep it out so the
+    init scripts are used (the formula refuses to run otherwise)."""
+    if not os.path.isdir("/run/systemd/system") and os.path.exists("/etc/debian_version"):
+        return {"disable_modules": ["systemd_service"]}
+    return {}
 
 
 class SaltCallError(AssertionError):
@@ -54,7 +99,7 @@ class SaltCall:
             "sock_dir": os.path.join(self.root, "sock"),
             "log_file": self.log_file,
             "log_level_logfile": "debug",
-            "file_roots": {"base": [self.state_dir, REPO]},
+            "file_roots": {"base": [self.state_dir, formula_roots()]},
             "pillar_roots": {"base": [self.pillar_dir]},
             "module_dirs": [REPO],
             "state_output_diff": True,
@@ -63,6 +108,7 @@ class SaltCall:
         }
         if grains:
             opts["grains"] = grains
+        opts.update(host_minion_opts())
         opts.update(extra_opts or {})
         self.opts = opts
         with open(os.path.join(self.config_dir, "minion"), "w") as fh:

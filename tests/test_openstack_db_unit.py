@@ -1,4 +1,4 @@
-"""Unit tests of the pure parts of _modules/openstack_db.py (parsing, comparing,
+"""Unit tests of the pure SQL side (_utils/openstack_sql.py: parsing, comparing,
 validating, hashing, masking) plus the connection errors against real sockets."""
 import os
 import socket
@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from harness import load_module
 
-db = load_module("modules", "openstack_db")
+db = load_module("utils", "openstack_sql")  # the pure SQL side
+state = load_module("utils", "openstack_state")  # masking
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_normalize_privileges_aliases_and_lists():
 
 @pytest.mark.parametrize("bad", ["SUPER", "SELECT; DROP TABLE x", "", [], 5, ["ALL", 3]])
 def test_normalize_privileges_rejects(bad):
-    with pytest.raises(db.DbError, match="privilege"):
+    with pytest.raises(db.CommandExecutionError, match="privilege"):
         db.normalize_privileges(bad)
 
 
@@ -136,13 +137,13 @@ def test_grant_pattern_escapes_wildcards():
 
 @pytest.mark.parametrize("name", ["nova;", "no va", "`x`", "a'b", "x" * 65, "", "a%", "a\\b"])
 def test_invalid_database_names(name):
-    with pytest.raises(db.DbError, match="invalid database name in 'name'"):
+    with pytest.raises(db.CommandExecutionError, match="invalid database name in 'name'"):
         db.validate_database(name)
 
 
 @pytest.mark.parametrize("host", ["a'b", "a b", "h@x", "", "`h`", "a\\b"])
 def test_invalid_hosts(host):
-    with pytest.raises(db.DbError, match="invalid host pattern in 'host'"):
+    with pytest.raises(db.CommandExecutionError, match="invalid host pattern in 'host'"):
         db.validate_host(host)
 
 
@@ -154,7 +155,7 @@ def test_hosts_are_case_insensitive():
 
 @pytest.mark.parametrize("pw", [None, "", True, ["x"]])
 def test_invalid_passwords(pw):
-    with pytest.raises(db.DbError, match="'password' must be a non-empty string"):
+    with pytest.raises(db.CommandExecutionError, match="'password' must be a non-empty string"):
         db.validate_password(pw)
 
 
@@ -207,11 +208,11 @@ def test_mask_removes_raw_escaped_and_repr_forms(secret):
 
     text = (f"near '{pymysql.converters.escape_string(secret)}' at line 1; "
             f"{secret!r}; {secret}")
-    masked = db._mask(text, [secret])
+    masked = state.mask(text, [secret])
     assert secret not in masked
     assert pymysql.converters.escape_string(secret) not in masked
     assert repr(secret)[1:-1] not in masked
-    assert db.MASK in masked
+    assert state.MASK in masked
 
 
 # ------------------------------------------------------- connection settings
@@ -331,7 +332,7 @@ def test_statement_error_masks_the_password(mod):
                          secrets=[secret])
         assert "error 1064" in str(info.value)
         assert secret not in str(info.value)
-        assert "s\\'cr" not in str(info.value) and mod.MASK in str(info.value)
+        assert "s\\'cr" not in str(info.value) and state.MASK in str(info.value)
         check = mod.user_check(user, "LOCALHOST", secret)
         assert check == {"exists": True, "plugin": "mysql_native_password", "password": True}
         assert mod.user_check(user, "localhost", secret + "x")["password"] is False

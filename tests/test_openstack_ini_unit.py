@@ -2,15 +2,15 @@
 import multiprocessing
 import os
 import subprocess
-import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_modules"))
+from harness import load_module  # noqa: E402
 
-import openstack_ini as ini  # noqa: E402
+ini = load_module("modules", "openstack_ini")
+inifile = load_module("utils", "openstack_inifile")
 
 Err = ini.CommandExecutionError
 FUZZ = settings(max_examples=int(os.environ.get("INI_FUZZ_EXAMPLES", "300")), deadline=None,
@@ -46,8 +46,8 @@ ini_text = st.tuples(st.lists(line_st, max_size=25), st.sampled_from(["\n", "\r\
 @FUZZ
 @given(data=st.binary(max_size=400) | ini_text.map(str.encode))
 def test_any_file_round_trips_byte_for_byte(tmp_path_factory, data):
-    doc = ini.IniDocument(data.decode("utf-8", "surrogateescape"))
-    assert ini.apply_edits(doc.text, []).encode("utf-8", "surrogateescape") == data
+    doc = inifile.IniDocument(data.decode("utf-8", "surrogateescape"))
+    assert inifile.apply_edits(doc.text, []).encode("utf-8", "surrogateescape") == data
     path = write(tmp_path_factory.mktemp("rt"), data)
     # Setting every option to the value it already has changes nothing.
     current = {}
@@ -55,7 +55,7 @@ def test_any_file_round_trips_byte_for_byte(tmp_path_factory, data):
         if "\n" in "".join(o.value for o in opts):
             continue
         try:
-            ini._check_name(path, section, key)
+            inifile.check_name(path, section, key)
         except Err:
             continue
         current.setdefault(section, {})[key] = [o.value for o in opts] if len(opts) > 1 else opts[0].value
@@ -72,7 +72,7 @@ def test_set_then_get_then_idempotent(tmp_path_factory, text, section, key, valu
     before = open(path, "rb").read()
     changes = ini.set_options(path, {section: {key: value}})
     got = ini.get_option(path, section, key)
-    want = [ini._render(v) for v in value] if isinstance(value, list) else ini._render(value)
+    want = [inifile.render(v) for v in value] if isinstance(value, list) else inifile.render(value)
     assert got == want
     middle = open(path, "rb").read()
     assert ini.set_options(path, {section: {key: value}}) == {}

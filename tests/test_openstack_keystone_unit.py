@@ -183,7 +183,7 @@ class Env:
                 self.mount("http://", fake)
                 self.mount("https://", fake)
 
-        monkeypatch.setattr(self.mod.requests, "Session", Session)
+        monkeypatch.setattr(requests, "Session", Session)
         self.opts = {"test": False}
         self.mod.__salt__ = {"config.get": lambda key, default="": self.pillar.get(key, default)}
         self.mod.__opts__ = self.opts
@@ -544,6 +544,6 @@ def test_auth_url_without_version(monkeypatch):
 
 
 def test_mask_url():
-    mod = _load("modules")
-    assert mod.mask_url("http://u:pw@h:1/x") == "http://u:********@h:1/x"
-    assert mod.mask_url(GUIDE_PUBLIC) == GUIDE_PUBLIC
+    mask_url = load_module("utils", "openstack_state").mask_url
+    assert mask_url("http://u:pw@h:1/x") == "http://u:********@h:1/x"
+    assert mask_url(GUIDE_PUBLIC) == GUIDE_PUBLIC

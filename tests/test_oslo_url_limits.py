@@ -1,23 +1,23 @@
 """What Nova's own libraries make of the formula's URLs, on real servers.
 
 The formula percent-encodes every character of the user and password in the
-transport URL and the database URLs (``nova_formula.url``). These tests log
+transport URL and the database URLs (``_utils/nova_dialects.py``). These tests log
 in through Debian's oslo.messaging + kombu and SQLAlchemy, as Nova does
 (tests/support/oslo_url_check.py), with passwords holding every URL, shell,
 SQL and JSON special character, against the real RabbitMQ and MariaDB:
 
 - the database URL carries every ASCII character, ``/`` included; not a
   non-ASCII one: Debian 12's PyMySQL (1.0) sends passwords as latin-1, so
-  the validator refuses those (nova_formula.ASCII_ONLY);
+  the validator refuses those (schema.ASCII_ONLY);
 - the transport URL carries every character but ``/``: oslo.messaging's
   rabbit driver decodes the password and re-quotes it with ``quote()``, which
   leaves ``/`` raw, so kombu cannot parse its URL. The validator therefore
-  refuses a ``/`` in nova:messaging:password (nova_formula.NO_SLASH); if a
+  refuses a ``/`` in nova:messaging:password (schema.NO_SLASH); if a
   later oslo.messaging fixes this, ``test_slash_breaks_oslo_messaging`` fails
   and the rule can go.
 - Nova's own cell0 URL rule (``nova-manage cell_v2 map_cell0``) decodes the
   password, which is why the formula maps cell0 itself
-  (``nova_manage.wanted_cell_urls``).
+  (``nova_manage._wanted_cell_urls``).
 """
 import subprocess
 from urllib.parse import unquote, urlsplit
@@ -30,7 +30,8 @@ from reliability_support import new_tag, oslo_login
 from secret_audit import sentinel
 
 
-nova_formula = load_module("modules", "nova_formula")
+dialects = load_module("utils", "nova_dialects")  # the URLs the formula writes
+schema = load_module("utils", "nova_schema")  # what the validator refuses
 
 
 def _ctl(*args, stdin=None):
@@ -51,7 +52,7 @@ def rabbit_user():
         made.append((user, vhost))
         _ctl("add_user", user, stdin=password + "\n")
         _ctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-        return nova_formula.transport_url({"messaging": {
+        return dialects.transport_url({"messaging": {
             "host": "127.0.0.1", "port": 5672, "user": user, "password": password,
             "virtual_host": vhost}})
 
@@ -74,7 +75,7 @@ def db_user():
             made.append(tag)
             cur.execute("CREATE USER %s@'127.0.0.1' IDENTIFIED BY %s", (tag, password))
             cur.execute(f"GRANT ALL ON `{tag}`.* TO %s@'127.0.0.1'", (tag,))
-        return nova_formula.db_url({"database": {
+        return dialects.db_url({"database": {
             "driver": "mysql+pymysql", "host": "127.0.0.1", "port": 3306, "user": tag,
             "password": password, "name": tag, "api_name": tag + "_api"}})
 
@@ -98,7 +99,7 @@ def test_slash_breaks_oslo_messaging(rabbit_user):
     url = rabbit_user("pass/word")
     got = oslo_login(transport_url=url)
     assert got == {"transport_url": {"ok": False, "error": "ValueError"}}, got
-    assert "messaging:password" in nova_formula.NO_SLASH  # refused up front
+    assert "messaging:password" in schema.NO_SLASH  # refused up front
 
 
 def test_every_ascii_character_reaches_mariadb_through_sqlalchemy(db_user):
@@ -110,12 +111,12 @@ def test_every_ascii_character_reaches_mariadb_through_sqlalchemy(db_user):
 
 def test_non_ascii_database_password_breaks_pymysql_before_1_1(db_user):
     """Debian 12's PyMySQL 1.0.2 sends the password as latin-1; the server
-    hashed its UTF-8 bytes. The validator refuses it (nova_formula.ASCII_ONLY);
+    hashed its UTF-8 bytes. The validator refuses it (schema.ASCII_ONLY);
     when Nova's PyMySQL sends UTF-8, this test fails and the rule can go."""
     url = db_user("pass-é")
     got = oslo_login(database_connection=url)
     assert got == {"database_connection": {"ok": False, "error": "OperationalError"}}, got
-    assert "database:password" in nova_formula.ASCII_ONLY
+    assert "database:password" in schema.ASCII_ONLY
 
 
 def test_nova_manage_cell0_rule_breaks_the_password_the_formula_keeps(db_user):
@@ -137,6 +138,6 @@ def test_nova_manage_cell0_rule_breaks_the_password_the_formula_keeps(db_user):
     nova_manage.__salt__ = {"openstack_ini.get_option":
                             lambda path, section, key: url if section == "database" else None,
                             "config.get": lambda key, default=None: default}
-    ours = nova_manage.wanted_cell_urls("cell0")["database_connection"]
+    ours = nova_manage._wanted_cell_urls("cell0")["database_connection"]
     parts = urlsplit(ours)
     assert unquote(parts.password) == password and parts.path.endswith("_cell0")

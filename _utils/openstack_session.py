@@ -1,0 +1,268 @@
+"""Credentials and one authenticated keystoneauth1 Session per credential set,
+shared by the formula's OpenStack API modules (Keystone records, the Compute
+API). Credentials come from an ``auth`` dict, a clouds.yaml ``cloud``, or the
+configured defaults the calling module passes in; they stay in memory: never
+on a command line, in the environment or in a log.
+
+Why keystoneauth1 and not openstacksdk: it is one small package (plus
+requests) instead of a tree of forty, and one ``Session`` gives token handling
+and a pooled HTTP connection.
+"""
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+
+import yaml
+
+try:
+    from salt.exceptions import CommandExecutionError
+except ImportError:  # pragma: no cover - only without salt installed
+    CommandExecutionError = RuntimeError
+
+try:
+    import requests
+    from keystoneauth1 import exceptions as ks_exc
+    from keystoneauth1 import session as ks_session
+    from keystoneauth1.identity import v3 as ks_v3
+
+    HAS_KSA = True
+except ImportError:  # pragma: no cover - reported by the modules' __virtual__
+    HAS_KSA = False
+
+log = logging.getLogger(__name__)
+
+# keystoneauth logs request bodies verbatim at debug level (a user's password
+# is in the body of a create/update). Every request here passes this logger,
+# which never emits debug; keystoneauth's own logger is capped as a safety net.
+_QUIET = logging.getLogger(__name__ + ".http")
+_QUIET.setLevel(logging.INFO)
+_QUIET.propagate = False
+logging.getLogger("keystoneauth").setLevel(logging.INFO)
+
+# Keys the session cache is derived with; a per-process random key makes the
+# digest useless to anyone who sees __context__ (it never leaves the process).
+_CACHE_KEY = secrets.token_bytes(32)
+_CTX = "openstack_keystone.conn."
+
+AUTH_KEYS = (
+    "auth_url", "username", "password", "project_name", "user_domain_name",
+    "project_domain_name", "region_name", "cacert", "insecure",
+    "user_domain_id", "project_domain_id",
+)
+
+
+# --------------------------------------------------------------------------
+# credentials
+# --------------------------------------------------------------------------
+def _truthy(value):
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _clouds_files():
+    env = os.environ.get("OS_CLIENT_CONFIG_FILE")
+    dirs = [os.getcwd(), os.path.expanduser("~/.config/openstack"), "/etc/openstack"]
+    files = [env] if env else []
+    return files + [os.path.join(d, "clouds.yaml") for d in dirs]
+
+
+def _read_yaml(path):
+    try:
+        with open(path) as fh:
+            return yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        return None
+    except (OSError, yaml.YAMLError) as exc:
+        # Never quote the file's content: it holds a password.
+        raise CommandExecutionError(f"cannot read {path}: {type(exc).__name__}") from None
+
+
+def _cloud_config(cloud):
+    """Credentials of ``cloud`` from the first clouds.yaml that defines it."""
+    searched = []
+    for path in _clouds_files():
+        searched.append(path)
+        data = _read_yaml(path)
+        if not data or cloud not in (data.get("clouds") or {}):
+            continue
+        conf = dict(data["clouds"][cloud] or {})
+        # secure.yaml beside it may hold the password (os-client-config layout).
+        secure = _read_yaml(os.path.join(os.path.dirname(path), "secure.yaml")) or {}
+        extra = (secure.get("clouds") or {}).get(cloud) or {}
+        auth = dict(conf.get("auth") or {})
+        auth.update(extra.get("auth") or {})
+        creds = {k: auth[k] for k in AUTH_KEYS if k in auth}
+        for key in ("region_name", "cacert", "insecure"):
+            if key in conf:
+                creds[key] = conf[key]
+        if "verify" in conf and not _truthy(conf["verify"]):
+            creds["insecure"] = True
+        creds["_source"] = f"cloud '{cloud}' in {path}"
+        return creds
+    raise CommandExecutionError(
+        f"cloud '{cloud}' not found in any clouds.yaml (searched: {', '.join(searched)})")
+
+
+def credentials(auth=None, cloud=None, configured_auth=None, configured_cloud=None):
+    """The admin credentials: ``auth``, else ``cloud``; with neither, the
+    configured ones (``openstack_keystone:auth`` / ``:cloud``). Raises with
+    what is missing; never quotes a password."""
+    if auth is None and cloud is None:
+        auth = configured_auth or None
+        if auth is None:
+            cloud = configured_cloud or None
+    if auth is not None:
+        if not isinstance(auth, dict):
+            raise CommandExecutionError("auth must be a dict of Keystone admin credentials")
+        unknown = sorted(set(auth) - set(AUTH_KEYS))
+        if unknown:
+            raise CommandExecutionError(f"auth has unknown keys: {', '.join(unknown)}")
+        creds = dict(auth)
+        creds["_source"] = "auth"
+    elif cloud:
+        creds = _cloud_config(cloud)
+    else:
+        raise CommandExecutionError(
+            "no Keystone admin credentials: pass auth or cloud, or set "
+            "openstack_keystone:auth or openstack_keystone:cloud in pillar")
+    missing = [k for k in ("auth_url", "username", "password") if not creds.get(k)]
+    if missing:
+        raise CommandExecutionError(
+            f"Keystone admin credentials ({creds['_source']}) lack: {', '.join(missing)}")
+    return creds
+
+
+def identity_url(auth_url):
+    """The v3 root from an auth URL given with or without ``/v3``."""
+    url = str(auth_url).rstrip("/")
+    if re.search(r"/v2(\.0)?$", url):
+        raise CommandExecutionError(
+            f"auth_url {url} is an Identity v2 URL: only Identity API v3 is supported")
+    if not re.match(r"https?://", url):
+        raise CommandExecutionError(f"auth_url {url!r} is not an http(s) URL")
+    return url if url.endswith("/v3") else url + "/v3"
+
+
+# --------------------------------------------------------------------------
+# the connection: one Session, a request counter, a per-run lookup cache
+# --------------------------------------------------------------------------
+class _Conn:
+    def __init__(self, creds, mask):
+        self.mask = mask
+        self.url = identity_url(creds["auth_url"])
+        self.username = creds["username"]
+        self.requests = 0
+        self.cache = {}
+        self.domains = {}  # name -> id
+        http = requests.Session()
+        http.hooks["response"].append(self._count)
+        scope = {}
+        if creds.get("project_name"):
+            scope["project_name"] = creds["project_name"]
+            scope["project_domain_name"] = creds.get("project_domain_name")
+            scope["project_domain_id"] = creds.get("project_domain_id")
+            if not (scope["project_domain_name"] or scope["project_domain_id"]):
+                scope["project_domain_id"] = "default"
+        user_domain = {"user_domain_name": creds.get("user_domain_name"),
+                       "user_domain_id": creds.get("user_domain_id")}
+        if not any(user_domain.values()):
+            user_domain["user_domain_id"] = "default"
+        plugin = ks_v3.Password(
+            auth_url=self.url, username=creds["username"], password=creds["password"],
+            include_catalog=False, **user_domain, **scope)
+        if _truthy(creds.get("insecure")):
+            verify = False
+        else:
+            verify = creds.get("cacert") or True
+        self.session = ks_session.Session(auth=plugin, verify=verify, session=http)
+        self._authenticated = False
+
+    def _count(self, response, *args, **kwargs):
+        self.requests += 1
+
+    def _error(self, exc, what):
+        if isinstance(exc, ks_exc.SSLError):
+            return f"TLS failure talking to Keystone at {self.url} ({what}): {exc}"
+        if isinstance(exc, ks_exc.ConnectionError):
+            return f"cannot reach Keystone at {self.url} ({what}): {type(exc).__name__}"
+        if isinstance(exc, ks_exc.Unauthorized):
+            return (f"Keystone at {self.url} refused the admin credentials of user "
+                    f"'{self.username}' (HTTP 401)")
+        return f"Keystone at {self.url} failed ({what}): {type(exc).__name__}: {exc}"
+
+    def login(self):
+        """Get the admin token once; learn the admin's domain ids from it."""
+        if self._authenticated:
+            return
+        try:
+            access = self.session.auth.get_access(self.session)
+        except ks_exc.ClientException as exc:
+            raise CommandExecutionError(self._error(exc, "admin token")) from None
+        self._authenticated = True
+        for name, did in ((access.user_domain_name, access.user_domain_id),
+                          (access.project_domain_name, access.project_domain_id)):
+            if name and did:
+                self.domains[name] = did
+
+    def call(self, method, path, body=None, params=None, ok=(200, 201, 204),
+             authenticated=True, secrets_=()):
+        """One request; returns (status, json body or None)."""
+        if authenticated:
+            self.login()
+        what = f"{method} {path}"
+        try:
+            resp = self.session.request(
+                self.url + path, method, json=body, params=params, raise_exc=False,
+                authenticated=authenticated, logger=_QUIET)
+        except ks_exc.ClientException as exc:
+            raise CommandExecutionError(self.mask(self._error(exc, what), secrets_)) from None
+        log.debug("openstack_keystone: %s %s -> %s", method, path, resp.status_code)
+        if resp.status_code not in ok:
+            try:
+                msg = resp.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                msg = resp.reason
+            hint = ""
+            if resp.status_code == 403:
+                hint = f" (does user '{self.username}' have the admin role?)"
+            raise CommandExecutionError(self.mask(
+                f"Keystone at {self.url} answered {what} with HTTP {resp.status_code}: "
+                f"{msg}{hint}", secrets_))
+        try:
+            data = resp.json() if resp.content else None
+        except ValueError:
+            data = None
+        return resp.status_code, data
+
+
+def connect(creds, context, mask):
+    """The connection of ``creds`` (from :func:`credentials`), made once per
+    run and kept in ``context`` under a keyed hash of the credentials.
+    ``mask(text, secrets)`` cleans every error text."""
+    digest = hmac.new(_CACHE_KEY, json.dumps(creds, sort_keys=True, default=str).encode(),
+                      hashlib.sha256).hexdigest()
+    key = _CTX + digest
+    if key not in context:
+        context[key] = _Conn(creds, mask)
+    return context[key]
+
+
+def request_count(context):
+    """HTTP requests sent so far in this run (all credential sets)."""
+    return sum(v.requests for k, v in context.items()
+               if isinstance(k, str) and k.startswith(_CTX))
+
+
+def auth_keys():
+    """The keys an ``auth`` dict may hold."""
+    return list(AUTH_KEYS)
+
+
+def installed():
+    """True when keystoneauth1 and requests import."""
+    return HAS_KSA

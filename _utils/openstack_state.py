@@ -1,0 +1,139 @@
+"""What every state and module of this formula shares: masking secrets, and
+the one protocol of a state (compare, honour ``test``, change, report).
+
+Loaded by Salt as ``__utils__["openstack_state.<function>"]`` (``_utils/`` is
+synced with the modules). A utility module sees no other ``__utils__``, and
+it never calls back into a module's code: Salt resolves a module's dunders
+(``__salt__``...) through the loader that is running, so a callback run from
+here would not find them. The state keeps the control flow::
+
+    def thing_present(name, ...):
+        ret = __utils__["openstack_state.new_ret"](name)
+        try:
+            current = read()                                  # compare
+            ret["comment"] = "... is present"
+            if __utils__["openstack_state.change"](           # report; True: act now
+                    ret, {"thing": {"old": current, "new": wanted}}, __opts__["test"],
+                    would="... would be created", done="... created"):
+                create()
+        except Exception as exc:
+            __utils__["openstack_state.failed"](ret, exc, secrets=[password])
+        return ret
+
+``failed`` turns an error into a failed state whose comment is masked (or,
+in a test run where earlier states are pending, into result None).
+"""
+import logging
+import re
+from collections.abc import Mapping
+from urllib.parse import quote
+
+log = logging.getLogger(__name__)
+
+MASK = "********"
+# user:password@ inside any URL (mysql+pymysql://, rabbit://, http://...).
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+# What MySQL's escape_string does to a value (a secret may show escaped).
+_SQL_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", '"': '\\"', "\0": "\\0",
+                              "\n": "\\n", "\r": "\\r", "\x1a": "\\Z"})
+
+
+def mask_text():
+    """The string every secret is shown as."""
+    return MASK
+
+
+def secret_forms(secret):
+    """The ways ``secret`` can show up in a text: as is, URL-encoded, as
+    Python's repr escapes it and as SQL escapes it."""
+    if isinstance(secret, bytes):
+        secret = secret.decode("utf-8", "replace")
+    secret = str(secret)
+    forms = {secret, quote(secret, safe=""), repr(secret)[1:-1], secret.translate(_SQL_ESCAPES)}
+    return sorted((f for f in forms if f), key=len, reverse=True)
+
+
+def mask(text, secrets=()):
+    """``text`` with every secret (in each of its forms) and every URL
+    password replaced by ``********``."""
+    text = str(text)
+    for secret in secrets or ():
+        if secret is None or secret == "" or secret == b"":
+            continue
+        for form in secret_forms(secret):
+            text = text.replace(form, MASK)
+    return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text)
+
+
+def mask_url(url):
+    """``url`` with its ``user:password@`` part masked; non-strings as they are."""
+    if not isinstance(url, str):
+        return url
+    return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", url)
+
+
+def new_ret(name):
+    """A state return that says: nothing to do, all fine."""
+    return {"name": name, "result": True, "changes": {}, "comment": ""}
+
+
+def failed(ret, exc, secrets=(), invalid=(), test=False, running=None):
+    """Make ``ret`` report the error ``exc``: result False, no changes, a
+    masked comment, never a traceback. ``invalid``: exception types whose
+    message is shown as it is (bad input), like Salt's CommandExecutionError.
+
+    With ``test`` and ``running`` (the state's ``__running__``): when the
+    check failed while earlier states of the run are pending (they would
+    change something first, e.g. install the package or fix the grant the
+    check needs), the result is None with that reason, not a failure."""
+    known = isinstance(exc, tuple(invalid)) or _is_command_error(exc)
+    text = str(exc) if known else f"unexpected error: {type(exc).__name__}: {exc}"
+    if not known:
+        log.debug("state %s failed", ret.get("name"), exc_info=exc)
+    try:
+        text = mask(text, secrets)
+    except Exception:  # noqa: BLE001 - never risk an unmasked text
+        text = f"unexpected error: {type(exc).__name__}"
+    waiting = pending_states(running) if test else []
+    if waiting:
+        shown = ", ".join(waiting[:5]) + (" ..." if len(waiting) > 5 else "")
+        text = (f"cannot be checked before {len(waiting)} earlier pending state(s) "
+                f"change ({shown}): {text}")
+    ret.update(result=None if waiting else False, changes={}, comment=text)
+    return ret
+
+
+def pending_states(running):
+    """Ids of the states of this run that would change something (result
+    None in a test run), in the order they ran."""
+    found = []
+    for tag, res in sorted((running or {}).items(), key=_run_num):
+        if isinstance(res, Mapping) and res.get("result") is None:  # Salt freezes them
+            found.append(res.get("__id__") or tag.split("_|-")[1 if "_|-" in tag else 0])
+    return found
+
+
+def _run_num(item):
+    return item[1].get("__run_num__", 0) if isinstance(item[1], Mapping) else 0
+
+
+def _is_command_error(exc):
+    # Salt's CommandExecutionError and its subclasses, found by name so this
+    # module imports nothing of Salt's at load time.
+    return any(cls.__name__ == "CommandExecutionError" for cls in type(exc).__mro__)
+
+
+def change(ret, changes, test, would, done):
+    """Report ``changes``; return True when the caller must make them now.
+    With ``test``: result None and the ``would`` comment. Else the ``done``
+    comment (None: the caller writes it). No changes: ``ret`` is left alone."""
+    if not changes:
+        return False
+    ret["changes"] = changes
+    if test:
+        ret["result"] = None
+        ret["comment"] = would
+        return False
+    if done is not None:
+        ret["comment"] = done
+    return True
