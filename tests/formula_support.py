@@ -10,6 +10,8 @@ GRAINS = {
                "osfinger": "Rocky Linux-9"},
     "debian12": {"os_family": "Debian", "os": "Debian", "osmajorrelease": 12,
                  "osfinger": "Debian-12"},
+    "ubuntu2204": {"os_family": "Debian", "os": "Ubuntu", "osmajorrelease": 22,
+                   "osfinger": "Ubuntu-22.04"},
 }
 ALL_IN_ONE = ["api", "scheduler", "conductor", "compute"]
 CONTROLLER = ["api", "scheduler", "conductor"]
@@ -18,7 +20,7 @@ CONTROLLER = ["api", "scheduler", "conductor"]
 DB_PASSWORD = "d@b:p/w%#&'\" \\?x"
 SECRETS = {
     "database": DB_PASSWORD,
-    "messaging": "r@bbit:%#pw &?",  # no "/": see nova_formula.NO_SLASH
+    "messaging": "r@bbit:%#pw &?",  # no "/": see _utils/nova_schema.py NO_SLASH
     "identity": "ks-S3cret!",
     "placement": "pl-S3cret!",
     "neutron": "neu-S3cret!",

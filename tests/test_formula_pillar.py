@@ -2,7 +2,11 @@
 nothing changed; pillar.example validates and documents every key; the URL
 helpers encode any password. The checks of the validator itself are also
 exercised in-process (fast), the run-level behaviour through salt-call."""
+import functools
 import os
+import subprocess
+import sys
+import tempfile
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -11,41 +15,22 @@ from hypothesis import given, settings, strategies as st
 
 from formula_support import GRAINS, SECRETS, merge, pillar
 from harness import REPO, load_module
+from map_render import MapRenderer
 
 
-def _load_module():
-    mod = load_module("modules", "nova_formula")
-    mod.__opts__ = {"id": "ctl1"}
-    mod.__grains__ = {"id": "ctl1", "ipv4": ["127.0.0.1", "10.9.8.7"]}
-    return mod
+schema = load_module("utils", "nova_schema")
+dialects = load_module("utils", "nova_dialects")
+state_utils = load_module("utils", "openstack_state")
 
 
-nf = _load_module()
-
-
-def _layers():
-    with open(os.path.join(REPO, "nova", "parameters", "defaults.yaml")) as fh:
-        defaults = yaml.safe_load(fh)
-    with open(os.path.join(REPO, "nova", "parameters", "releasemap.yaml")) as fh:
-        releasemap = yaml.safe_load(fh)
-    with open(os.path.join(REPO, "nova", "parameters", "osfamilymap.yaml")) as fh:
-        osmap = yaml.safe_load(fh)
-    return defaults, osmap, releasemap
-
-
-def merged(raw, family="Debian"):
-    """The same four layers as map.jinja, in the same order."""
-    defaults, osmap, releasemap = _layers()
-    rel = releasemap["releases"].get(str(raw.get("release", defaults["release"])), {})
-    out = defaults
-    for layer in (osmap[family], releasemap["dialects"].get(rel.get("dialect"), {}), rel, raw):
-        out = merge(out, layer)
-    return out, list(releasemap["releases"])
+@functools.lru_cache(maxsize=None)
+def _renderer():
+    """The real map.jinja (defaults, OS family, release, pillar) in-process."""
+    return MapRenderer(tempfile.mkdtemp(prefix="nova-map-"), "debian12", minion_id="ctl1")
 
 
 def errors(raw):
-    nova, releases = merged(raw)
-    return nf.validate(nova, raw, releases)
+    return _renderer()({"nova": raw})["plan"]["errors"]
 
 
 BAD = [
@@ -182,21 +167,23 @@ def test_required_secrets_depend_on_roles():
     assert errors(nothing) == []
 
 
+def _leaves(data, prefix="nova"):
+    """The schema keys a pillar-shaped mapping sets (a mapping that is not a
+    schema key is walked into; anything else is named as it is)."""
+    keys = schema.schema()
+    for key, value in data.items():
+        path = f"{prefix}:{key}"
+        if isinstance(value, dict) and path not in keys:
+            yield from _leaves(value, path)
+        else:
+            yield path
+
+
 def test_pillar_example_validates_and_documents_every_key():
     with open(os.path.join(REPO, "pillar.example")) as fh:
         example = yaml.safe_load(fh)["nova"]
     assert errors(example) == []
-    schema = nf.schema()
-
-    def leaves(data, prefix="nova"):
-        for key, value in data.items():
-            path = f"{prefix}:{key}"
-            if isinstance(value, dict) and path not in schema:
-                yield from leaves(value, path)
-            else:
-                yield path
-
-    assert set(leaves(example)) == set(schema)
+    assert set(_leaves(example)) == set(schema.schema())
     # every key is commented: on its line, just above it, or at its parent
     lines = open(os.path.join(REPO, "pillar.example")).read().splitlines()
     stack = []  # (indent, commented) of the enclosing mapping headers
@@ -216,11 +203,22 @@ def test_pillar_example_validates_and_documents_every_key():
     assert not undocumented, undocumented
 
 
-def test_docs_pillar_reference_matches_the_validator():
-    with open(os.path.join(REPO, "README.md")) as fh:
+def test_defaults_set_exactly_the_schema_keys():
+    with open(os.path.join(REPO, "nova", "parameters", "defaults.yaml")) as fh:
+        defaults = yaml.safe_load(fh)
+    assert set(_leaves(defaults)) == set(schema.schema())
+
+
+def test_docs_pillar_reference_is_generated_from_the_schema():
+    """docs/pillar.md is tools/pillar_doc.py's output for today's schema and
+    defaults, and names every key."""
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "pillar_doc.py"),
+                           "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    with open(os.path.join(REPO, "docs", "pillar.md")) as fh:
         doc = fh.read()
-    missing = [key for key in nf.schema() if f"`{key}`" not in doc]
-    assert not missing, f"README.md's pillar reference lacks: {missing}"
+    missing = [key for key in schema.schema() if f"`{key}`" not in doc]
+    assert not missing, f"docs/pillar.md lacks: {missing}"
 
 
 @settings(max_examples=300, deadline=None)
@@ -229,7 +227,7 @@ def test_docs_pillar_reference_matches_the_validator():
 def test_url_round_trips_any_credentials(user, password, vhost):
     nova = {"messaging": {"host": "mq", "port": 5672, "user": user, "password": password,
                           "virtual_host": vhost or "/"}}
-    parts = urlsplit(nf.transport_url(nova))
+    parts = urlsplit(dialects.transport_url(nova))
     assert parts.scheme == "rabbit" and parts.hostname == "mq" and parts.port == 5672
     assert unquote(parts.username) == user and unquote(parts.password) == password
     path = unquote(parts.path[1:])
@@ -240,12 +238,12 @@ def test_db_url_ipv6_and_query():
     nova = {"database": {"driver": "mysql+pymysql", "host": "fd00::5", "port": 3306,
                          "user": "nova", "password": "a b", "name": "nova",
                          "api_name": "nova_api", "query": {"charset": "utf8"}}}
-    assert nf.db_url(nova, "api") == "mysql+pymysql://nova:a%20b@[fd00::5]:3306/nova_api?charset=utf8"
+    assert dialects.db_url(nova, "api") == "mysql+pymysql://nova:a%20b@[fd00::5]:3306/nova_api?charset=utf8"
 
 
 def test_mask_hides_secrets_and_url_passwords():
     text = "failed: mysql+pymysql://nova:p%40ss@db/nova and p@ss and rabbit://u:x@h/"
-    out = nf.mask(text, ["p@ss"])
+    out = state_utils.mask(text, ["p@ss"])
     assert "p@ss" not in out and "p%40ss" not in out and ":x@" not in out
     assert "********" in out
 

@@ -5,6 +5,7 @@ release and for all-in-one, controller-only and compute-only minions.
 They read the rendered highstate data: which states exist, their order and
 requisites, and the INI sections handed to the INI engine per file."""
 import json
+import os
 from urllib.parse import quote, unquote, urlsplit
 
 import pytest
@@ -21,6 +22,16 @@ def minion(make_salt_call):
     def make(platform="debian12", minion_id="ctl1"):
         return make_salt_call(minion_id=minion_id, grains=GRAINS[platform])
     return make
+
+
+def running(states):
+    """The service.running states, in order; each has its service.enabled twin."""
+    found = [s for s in states if s.startswith("nova-service-") and not s.endswith("-enabled")]
+    for sid in found:
+        fun, args = states[sid + "-enabled"]
+        assert fun == "service.enabled" and args["require"] == [sid], sid
+        assert "enable" not in states[sid][1], sid  # "already enabled" would hide a start
+    return found
 
 
 def ini(states, fid="nova_conf"):
@@ -53,9 +64,11 @@ def test_all_in_one(minion, platform, release):
     assert (d["cpu_allocation_ratio"], d["ram_allocation_ratio"]) == (16.0, 1.5)
     assert (d["reserved_host_memory_mb"], d["reserved_host_disk_mb"]) == (512, 0)
     assert d["my_ip"] == "10.1.2.3"
-    args = states["nova-config-nova_conf"][1]
+    # mode and owner first, in a state of their own (a mode fix restarts nothing)
+    args = states["nova-config-nova_conf-permissions"][1]
     assert (args["mode"], args["user"], args["group"]) == ("0640", "root", "nova")
-    assert args["name"] == "/etc/nova/nova.conf"
+    assert states["nova-config-nova_conf"][1]["name"] == args["name"] == "/etc/nova/nova.conf"
+    assert states["nova-config-nova_conf"][1]["require"] == ["nova-config-nova_conf-permissions"]
 
     if legacy:
         # 8.2.3 / 8.2.5 / 8.2.8 / 8.2.12 in the guide's own names
@@ -122,7 +135,7 @@ def test_all_in_one(minion, platform, release):
         "nova-sysctl-net.bridge.bridge-nf-call-iptables",
         "nova-sysctl-net.bridge.bridge-nf-call-ip6tables"}
     # 8.2.14 services in the guide's order, after the DB sync
-    services = [s for s in states if s.startswith("nova-service-")]
+    services = running(states)
     assert services == ["nova-service-" + s for s in
                         ("messagebus", "libvirt", "api", "scheduler", "conductor", "compute")]
     assert states["nova-service-api"][1]["name"] == PKG[family] + "api"
@@ -154,7 +167,7 @@ def test_compute_only_holds_no_database_url(minion, platform, release):
     assert conf["api_database"]["connection"] is None
     assert not [s for s in states if "sync" in s or s.startswith(("nova-db", "nova-keystone"))]
     assert "nova-discover-hosts" not in states
-    assert [s for s in states if s.startswith("nova-service-")] == [
+    assert running(states) == [
         "nova-service-messagebus", "nova-service-libvirt", "nova-service-compute"]
     assert "nova-firewall-api" not in states and "nova-firewall-vnc" in states
     assert states["nova-packages"][1]["pkgs"] == [PKG[GRAINS[platform]["os_family"]] + "compute"]
@@ -169,7 +182,7 @@ def test_compute_only_needs_no_database_password(minion):
     assert states["nova-pillar-valid"][0] == "test.succeed_without_changes"
     _assert_no_db_url(states)
     # a service the OS lacks (lookup name null) is not managed
-    assert [s for s in states if s.startswith("nova-service-")] == [
+    assert running(states) == [
         "nova-service-libvirt", "nova-service-compute"]
 
 
@@ -216,7 +229,8 @@ def test_debian_placeholders_are_set_and_compute_driver_in_both_files(minion):
     compute = states["nova-config-compute_conf"][1]
     assert compute["name"] == "/etc/nova/nova-compute.conf"
     assert compute["sections"] == {"DEFAULT": {"compute_driver": "fake.FakeDriver"}}
-    assert (compute["mode"], compute["group"]) == ("0640", "nova")
+    perms = states["nova-config-compute_conf-permissions"][1]
+    assert (perms["mode"], perms["group"]) == ("0640", "nova")
     # nova-compute reads both files; the other services only nova.conf
     assert states["nova-service-compute"][1]["watch"] == [
         "nova-config-nova_conf", "nova-config-compute_conf"]
@@ -308,18 +322,36 @@ def test_one_sync_conductor_chosen_from_pillar(minion):
     assert not [s for s in db1 if s.startswith(("nova-config", "nova-service", "nova-keystone"))]
 
 
-def test_manage_flags_stub_heavy_states_with_same_ids(minion):
+MANAGE = ("packages", "database", "identity", "firewall", "sysctl", "libvirt", "nova_network",
+          "db_sync", "services", "discover")
+
+
+def test_manage_flags_leave_concerns_out(minion):
+    """A concern switched off is not in the run at all (no stand-in state that
+    would report it as done), what remains needs nothing of it, and the
+    validation state says what was left out."""
     real = render(minion(), pillar("zed"))
-    manage = {k: False for k in ("packages", "database", "identity", "firewall", "sysctl",
-                                 "libvirt", "nova_network", "db_sync", "services", "discover")}
-    stubbed = render(minion(), pillar("zed", manage=manage))
-    assert set(real) == set(stubbed)
+    left = render(minion(), pillar("zed", manage={k: False for k in MANAGE}))
     heavy = [s for s in real if not s.startswith(("nova-config-", "nova-pillar"))]
     assert heavy
-    for sid in heavy:
-        assert stubbed[sid][0] == "test.succeed_without_changes", sid
-        assert stubbed[sid][1].get("require") == real[sid][1].get("require")
-    assert stubbed["nova-config-nova_conf"][0] == "openstack_ini.options_present"
+    assert not set(heavy) & set(left), set(heavy) & set(left)
+    assert sorted(left) == sorted(s for s in real if s not in heavy)
+    assert all(fun != "test.succeed_without_changes" for sid, (fun, _) in left.items()
+               if sid != "nova-pillar-valid")
+    for sid, (_, args) in left.items():
+        for req in (args.get("require") or []) + (args.get("watch") or []):
+            assert req in left or req == {"sls": "nova.config"}, (sid, req)
+    comment = left["nova-pillar-valid"][1]["comment"]
+    assert comment.endswith("; left out by nova:manage: database, identity, packages, firewall, "
+                            "sysctl, db_sync, service, discover"), comment
+    assert left["nova-config-nova_conf"][0] == "openstack_ini.options_present"
+    assert "left out" not in real["nova-pillar-valid"][1]["comment"]
+    # one concern off: only its states go, and only its requisites drop
+    no_db = render(minion(), pillar("zed", manage={"db_sync": False}))
+    assert sorted(no_db) == sorted(s for s in real if s not in (
+        "nova-api-db-sync", "nova-cell0-mapped", "nova-cell1-present", "nova-db-sync"))
+    assert {"sls": "nova.db_sync"} not in no_db["nova-service-conductor"][1]["require"]
+    assert no_db["nova-discover-hosts"][1]["require"] == [{"sls": "nova.service"}]
 
 
 def test_orchestrate_renders_targets_from_pillar(minion):
@@ -380,7 +412,6 @@ def scratch_db():
 def test_apply_all_in_one_converges_then_changes_nothing(minion, aio_files, scratch_db):
     """state.apply nova for real: databases in the local MariaDB and the INI
     engine on copies of the config files; the heavy OpenStack states stubbed."""
-    import os
     import stat
     sc = minion("debian12")
     stub = {k: False for k in ("packages", "identity", "firewall", "sysctl", "libvirt",
@@ -411,13 +442,13 @@ def test_apply_all_in_one_converges_then_changes_nothing(minion, aio_files, scra
     for secret in SECRETS.values():
         for form in (secret, json.dumps(secret)[1:-1], quote(secret, safe="")):
             assert form not in output and form not in log
-    # run order: validation, DB, config, DB sync, then the services
+    # run order: validation, DB, config (the DB sync and the services, left
+    # out here, are ordered in the real all-in-one: tests/test_e2e.py)
     order = [s["__id__"] for s in first.ordered]
     assert order[0] == "nova-pillar-valid"
-    assert order.index("nova-db-sync") > order.index("nova-config-nova_conf") > order.index(
-        "nova-db-" + scratch_db)
-    assert min(order.index(s) for s in order if s.startswith("nova-service-")) > order.index(
-        "nova-db-sync")
+    assert order.index("nova-config-nova_conf") > order.index("nova-db-" + scratch_db)
+    assert "left out by nova:manage: identity, packages, firewall, sysctl, db_sync, service, " \
+        "discover" in first["nova-pillar-valid"]["comment"]
 
     second = sc.apply("nova").assert_ok()
     assert not second.changed, second.changed
@@ -464,3 +495,37 @@ def test_firewall_rules_before_reject_saved_and_never_duplicated(minion, tmp_pat
     assert changed(second) == [] and all(r["result"] for r in second.values())
     saved = save.read_text()
     assert "--dports 5900:5999 -j ACCEPT" in saved and "--dports 8774 -j ACCEPT" in saved
+
+
+# ------------------------------------------------------------ loud failures
+
+def test_a_service_layer_that_cannot_act_is_refused(make_salt_call):
+    """systemctl installed, systemd not PID 1 (a container, like this test
+    machine): Salt's systemd module would run "offline" and every service
+    state would succeed doing nothing. The formula refuses, naming the fix."""
+    if not os.path.exists("/bin/systemctl") or os.path.isdir("/run/systemd/system"):
+        pytest.fail("this test needs a host with systemctl but without systemd as PID 1")
+    sc = make_salt_call(minion_id="ctl1", grains=GRAINS["debian12"],
+                        extra_opts={"disable_modules": []})  # as a default minion
+    states = render(sc, pillar("zed"))
+    assert list(states) == ["nova-pillar-valid"]
+    fun, args = states["nova-pillar-valid"]
+    assert fun == "test.fail_without_changes"
+    assert "systemd is not running as PID 1" in args["comment"]
+    assert "disable_modules: [systemd_service]" in args["comment"]
+    # a minion set up as docs/operations.md says applies normally
+    ok = render(make_salt_call(minion_id="ctl1", grains=GRAINS["debian12"]), pillar("zed"))
+    assert ok["nova-pillar-valid"][0] == "test.succeed_without_changes"
+
+
+def test_modules_not_synced_says_so(make_salt_call):
+    """The formula's modules missing on a minion (no saltutil.sync_all): the
+    render error says what to run, not "has no attribute 'nova_formula.plan'"."""
+    sc = make_salt_call(minion_id="ctl1", grains=GRAINS["debian12"],
+                        extra_opts={"module_dirs": []})
+    sc.set_pillar(pillar("zed"))
+    code, data, proc = sc.run("state.show_sls", "nova")
+    assert code != 0
+    text = json.dumps(data) if data else proc.stdout + proc.stderr
+    assert "modules are not on this minion" in text and "saltutil.sync_all" in text, text[-2000:]
+    assert "has no attribute" not in text

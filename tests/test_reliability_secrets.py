@@ -258,7 +258,7 @@ def test_secret_files_are_0640_root_nova(deployed):
         assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, nova_gid), fid
     # they were 0644 root:root: the first real apply narrowed them and said so
     first = json.loads(deployed["runs"]["apply-json"].stdout)["local"]
-    conf = next(r for r in first.values() if r["__id__"] == "nova-config-nova_conf")
+    conf = next(r for r in first.values() if r["__id__"] == "nova-config-nova_conf-permissions")
     assert conf["changes"]["permissions"]["mode"] == {"old": "0644", "new": "0640"}
     assert conf["changes"]["permissions"]["group"] == {"old": "root", "new": "nova"}
     assert "mode" in conf["comment"]

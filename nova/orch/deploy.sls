@@ -1,39 +1,41 @@
 {#- salt-run state.orchestrate nova.orch.deploy
-    A whole fleet in the guide's order; every target comes from pillar
-    nova:fleet (the master's pillar: make it the same data the minions see).
-    Each step requires the previous one and is failhard: a failed step stops
-    the rollout. Rendered on the master, so plain Jinja only (the formula's
-    _modules reach the minions in the first step). -#}
+    A whole fleet in the install guide's order. Every target comes from
+    nova_formula.fleet_targets() and the master's pillar nova:fleet (give the
+    master the same data the minions see): minion ids, or compound targets
+    matched on the master. Each step requires the previous one and is
+    failhard: a failed step stops the rollout. The formula's modules must be
+    synced to the master once (`salt-run saltutil.sync_all`). -#}
 {%- set fleet = salt['pillar.get']('nova:fleet', {}) %}
-{%- set controllers = fleet.get('controllers') or [] %}
-{%- set computes = fleet.get('computes') or [] %}
-{#- same rule as nova_formula.sync_conductor(): named, else first conductor by id -#}
-{%- set conductors = fleet.get('conductors') or controllers %}
-{%- set sync = fleet.get('sync_conductor') or (conductors|sort|first if conductors else none) %}
-{%- set database = fleet.get('database') or sync %}
-{%- set identity = fleet.get('identity') or sync %}
-{%- set everyone = (controllers + computes + [database, identity])|select|unique|list %}
-{%- set discover = fleet.get('discover') or {} %}
+{%- if 'nova_formula.fleet_targets' not in salt %}
 
-{%- if not sync or not computes %}
+nova-orch-modules:
+  test.fail_without_changes:
+    - name: nova formula modules
+    - comment: "The nova formula's modules are not synced to the master: run
+        `salt-run saltutil.sync_all`, then orchestrate again."
+    - failhard: True
+{%- else %}
+{%-   set to = salt['nova_formula.fleet_targets'](fleet) %}
+{%-   if to.errors %}
+
 nova-orch-fleet:
   test.fail_without_changes:
     - name: nova:fleet
-    - comment: "nova:fleet needs controllers (or conductors / sync_conductor) and computes: minion ids"
+    - comment: {{ to.errors|join('; ')|json }}
     - failhard: True
-{%- else %}
+{%-   else %}
 
 nova-orch-sync-modules:
   salt.function:
     - name: saltutil.sync_all
-    - tgt: {{ everyone|json }}
-    - tgt_type: list
+    - tgt: {{ to.everyone.tgt|json }}
+    - tgt_type: {{ to.everyone.tgt_type }}
     - expect_minions: True
     - failhard: True
 
 nova-orch-database:
   salt.state:
-    - tgt: {{ database|json }}
+    - tgt: {{ to.database|json }}
     - tgt_type: list
     - sls: nova.database
     - failhard: True
@@ -42,7 +44,7 @@ nova-orch-database:
 
 nova-orch-identity:
   salt.state:
-    - tgt: {{ identity|json }}
+    - tgt: {{ to.identity|json }}
     - tgt_type: list
     - sls: nova.identity
     - failhard: True
@@ -51,8 +53,8 @@ nova-orch-identity:
 
 nova-orch-config:
   salt.state:
-    - tgt: {{ (controllers + computes)|unique|list|json }}
-    - tgt_type: list
+    - tgt: {{ to.config.tgt|json }}
+    - tgt_type: {{ to.config.tgt_type }}
     - sls: nova.config
     - failhard: True
     - require:
@@ -60,17 +62,19 @@ nova-orch-config:
 
 nova-orch-db-sync:
   salt.state:
-    - tgt: {{ sync|json }}
+    - tgt: {{ to.sync|json }}
     - tgt_type: list
     - sls: nova.db_sync
     - failhard: True
     - require:
       - nova-orch-config
 
+# controllers, and conductors that are not controllers: their services,
+# after the DB sync, before any compute
 nova-orch-controllers:
   salt.state:
-    - tgt: {{ controllers|json }}
-    - tgt_type: list
+    - tgt: {{ to.control.tgt|json }}
+    - tgt_type: {{ to.control.tgt_type }}
     - sls: nova
     - failhard: True
     - require:
@@ -78,25 +82,28 @@ nova-orch-controllers:
 
 nova-orch-computes:
   salt.state:
-    - tgt: {{ computes|json }}
-    - tgt_type: list
+    - tgt: {{ to.computes.tgt|json }}
+    - tgt_type: {{ to.computes.tgt_type }}
     - sls: nova
-    - batch: {{ fleet.get('batch', 1)|int }}
+    - batch: {{ to.batch }}
     - failhard: True
     - require:
       - nova-orch-controllers
 
+# a count: minion ids need not be the host names nova-compute registers;
+# the state names the missing ones from fleet:computes
 nova-orch-discover:
   salt.state:
-    - tgt: {{ sync|json }}
+    - tgt: {{ to.sync|json }}
     - tgt_type: list
     - sls: nova.discover
     - pillar:
         nova:
           fleet:
             discover:
-              expect: {{ computes|length }}   # a count: minion ids need not be the hosts nova-compute registers; discover.sls names the missing ones from fleet:computes
+              expect: {{ to.compute_ids|length }}
     - failhard: True
     - require:
       - nova-orch-computes
+{%-   endif %}
 {%- endif %}

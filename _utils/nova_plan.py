@@ -1,0 +1,372 @@
+"""The states of each concern, as data for the SLS files to loop over.
+
+``states(nova, facts)`` turns the merged map and the facts ``nova_formula``
+worked out (roles, fleet placement, the concerns that run, the INI sections
+of each file, host facts) into ``{concern: {kind: [{"id", "args"}]}}``, plus
+``needs`` (the SLS each concern's requisites name, for its ``include``) and
+``clean`` (the same for ``nova.clean``). Every state id, argument and
+requisite is decided here; an SLS names the state function of each kind.
+"""
+import hashlib
+import hmac
+import json
+import secrets
+
+NOVA_SERVICES = ("api", "scheduler", "conductor", "compute")
+SERVICE_ORDER = ("messagebus", "libvirt") + NOVA_SERVICES
+REQUISITES = ("require", "watch", "prereq", "onchanges")
+POLICY_RC_D = "#!/bin/sh\n# nova-formula: no daemon starts while Nova's packages install\nexit 101\n"
+_DIGEST_KEY = secrets.token_bytes(16)  # the digest covers secrets: keyed, per process
+
+
+def digest(*inputs):
+    """A keyed digest of the plan's inputs (a cache key that reveals nothing)."""
+    text = json.dumps(inputs, sort_keys=True, default=str).encode()
+    return hmac.new(_DIGEST_KEY, text, hashlib.sha256).hexdigest()
+
+
+def _state(sid, **args):
+    return {"id": sid, "args": {k: v for k, v in args.items() if v is not None}}
+
+
+class _Plan:
+    def __init__(self, nova, facts):
+        self.nova, self.facts = nova, facts
+        self.look = nova["lookup"]
+        self.roles = set(facts["roles"])
+        facts["packages"] = self._packages()
+        facts["files"] = self._files()
+
+    def _packages(self):
+        pkgs = [self.look["pkgs"][r] for r in self.facts["roles"]]
+        if "compute" in self.roles and self.nova["compute"]["block_storage"]:
+            pkgs.append(self.look["pkgs"]["cinderclient"])
+        return pkgs
+
+    def _files(self):
+        """[(file id, path, sections)] of the INI files this minion manages,
+        nova:config's raw overrides merged last."""
+        overrides = {self.facts["files_of"][name]: sections
+                     for name, sections in (self.nova.get("config") or {}).items()}
+        out = []
+        for fid, sections in self.facts["sections"].items():
+            for section, keys in overrides.get(fid, {}).items():
+                sections.setdefault(section, {}).update(keys)
+            sections = {s: keys for s, keys in sections.items() if keys}
+            path = self.look["files"].get(fid)
+            if path and sections and self.roles:
+                out.append((fid, path, sections))
+        return out
+
+    def sls(self, *concerns):
+        """sls requisites on the concerns that run here (others are left out)."""
+        return [{"sls": f"{self.facts['tplroot']}.{c}"} for c in concerns
+                if c in self.facts["concerns"]]
+
+    # ------------------------------------------------------------ one-off jobs
+    def database(self):
+        db = self.nova["database"]
+        conn = {"connection": db["admin"] or None}
+        names = self.facts["databases"]
+        users = [_state(f"nova-db-user-{h}", name=db["user"], host=h, password=db["password"],
+                        **conn) for h in db["grant_hosts"]]
+        return {
+            "databases": [_state(f"nova-db-{n}", name=n, **conn,
+                                 character_set=self.look["db_character_set"]) for n in names],
+            "users": users,
+            "grants": [_state(f"nova-db-grant-{n}-{h}", name=db["user"], host=h, database=n,
+                              privileges="ALL", **conn, require=[f"nova-db-{n}", f"nova-db-user-{h}"])
+                       for h in db["grant_hosts"] for n in names],
+        }
+
+    def _credentials(self):
+        ks = self.nova["identity"]
+        return {"auth": ks["admin"]} if ks["admin"] else {"cloud": ks["cloud"]}
+
+    def identity(self):
+        ks, cred = self.nova["identity"], self._credentials()
+        who = {"user": ks["user"], "project": ks["project"], "user_domain": ks["user_domain"],
+               "project_domain": ks["project_domain"]}
+        roles = [("nova-keystone-role", ks["role"])]
+        if ks["service_role"] and ks["service_role"] != ks["role"]:
+            roles.append(("nova-keystone-service-role", ks["service_role"]))
+        return {
+            "projects": [_state("nova-keystone-project", name=ks["project"],
+                                domain=ks["project_domain"], **cred)],
+            "users": [_state("nova-keystone-user", name=ks["user"], password=ks["password"],
+                             domain=ks["user_domain"], default_project=ks["project"], **cred,
+                             require=["nova-keystone-project"])],
+            "roles": [_state(sid, name=role, **cred) for sid, role in roles],
+            "grants": [_state(f"{sid}-grant", name=role, **who, **cred,
+                              require=["nova-keystone-user", sid]) for sid, role in roles],
+            "services": [_state("nova-keystone-service", name=ks["service"]["name"],
+                                type=ks["service"]["type"],
+                                description=ks["service"]["description"], **cred)],
+            "endpoints": [_state("nova-keystone-endpoints", name=ks["service"]["name"],
+                                 region=ks["region"], **ks["endpoints"], **cred,
+                                 require=["nova-keystone-service"])],
+        }
+
+    # ------------------------------------------------------------ the host
+    def packages(self):
+        pkgs = self.facts["packages"]
+        out = {"hold": [], "installed": [_state("nova-packages", pkgs=pkgs,
+                                                install_recommends=self.look["install_recommends"])],
+               "release": []}
+        policy = self.look["policy_rc_d"]
+        if policy:
+            # Debian's maintainer scripts would start each daemon half-configured
+            # while the package installs: a policy-rc.d holds them, only while
+            # packages actually install (prereq), and never replaces one that
+            # was there before (Docker images ship one).
+            out["hold"] = [_state("nova-packages-hold-daemons", name=policy,
+                                  contents=POLICY_RC_D, mode="0755", user="root",
+                                  group="root", replace=False, prereq=["nova-packages"])]
+            out["release"] = [_state("nova-packages-release-daemons", name=policy,
+                                     onchanges=["nova-packages-hold-daemons"])]
+        return out
+
+    def config(self):
+        perms, options, plain = [], [], []
+        for fid, path, sections in self.facts["files"]:
+            perms.append(_state(f"nova-config-{fid}-permissions", name=path, mode="0640",
+                                user="root", group=self.look["group"],
+                                require=self.sls("packages") or None))
+            options.append(_state(f"nova-config-{fid}", name=path, sections=sections,
+                                  secret_keys=list(self.nova["secret_keys"]),
+                                  require=[f"nova-config-{fid}-permissions"]))
+        if self.facts["api_server_file"]:
+            path, contents = self.facts["api_server_file"]
+            plain.append(_state("nova-config-api_server", name=path, contents=contents,
+                                mode="0644", user="root", group="root",
+                                require=self.sls("packages") or None))
+        return {"permissions": perms, "options": options, "plain": plain}
+
+    def firewall(self):
+        fw, look = self.nova["firewall"], self.look
+        ports = {}
+        if "compute" in self.roles:
+            ports["vnc"] = fw["vnc_ports"]
+        if "api" in self.roles:
+            ports["api"] = fw["api_port"]
+        boot = look["iptables_boot"] if fw["persist"] else {}
+        pkgs = [look["iptables_pkg"]] + [p for p in [boot.get("pkg")] if p and p != look["iptables_pkg"]]
+        return {
+            "packages": [_state("nova-firewall-package", pkgs=pkgs)],
+            "rules": [_state(f"nova-firewall-{name}", table="filter", chain="INPUT", position=1,
+                             proto="tcp", match="multiport", dports=str(port), jump="ACCEPT",
+                             save=look["iptables_save"], require=["nova-firewall-package"])
+                      for name, port in sorted(ports.items())],
+            # enabled only: starting it would reload the saved file over the live rules
+            "boot": [_state("nova-firewall-boot", name=boot["service"],
+                            require=["nova-firewall-package"])] if boot.get("service") else [],
+        }
+
+    def nova_network(self):
+        return {"dead": [_state("nova-network-dead", name=self.look["services"]["nova_network"],
+                                enable=False)],
+                "removed": [_state("nova-network-removed", name=self.look["pkgs"]["nova_network"],
+                                   require=["nova-network-dead"])]}
+
+    def sysctl(self):
+        present, missing = [], []
+        for key, value in sorted(self.nova["sysctl"].items()):
+            if key in self.facts["sysctl_missing"]:
+                hint = (": load the br_netfilter module (modprobe br_netfilter) first"
+                        if key.startswith("net.bridge.") else "")
+                missing.append(_state(f"nova-sysctl-{key}", name=key, comment=(
+                    f"The running kernel has no {key} (no /proc/sys entry){hint}; "
+                    f"nova:sysctl:{key} was not set.")))
+            else:
+                present.append(_state(f"nova-sysctl-{key}", name=key, value=value,
+                                      config=self.look["sysctl_conf"]))
+        return {"present": present, "missing": missing}
+
+    def _qemu_lines(self):
+        return sorted(self.nova["libvirt"]["linuxbridge_qemu_conf"].items())
+
+    def libvirt(self):
+        return {"lines": [_state(f"nova-libvirt-qemu-{key}", name=self.look["qemu_conf"],
+                                 pattern=f"^#?{key}\\s*=.*$", repl=f"{key} = {value}",
+                                 append_if_not_found=True, require=self.sls("packages") or None)
+                          for key, value in self._qemu_lines()]}
+
+    # ------------------------------------------------------------ Nova itself
+    def db_sync(self):
+        after = self.sls("config", "database")
+        if self.nova["dialect"] == "legacy":
+            return {"api_db": [], "cells": [], "db": [_state("nova-db-sync", name="db", require=after)]}
+        return {
+            "api_db": [_state("nova-api-db-sync", name="api_db", require=after)],
+            "cells": [_state("nova-cell0-mapped", name="cell0", require=["nova-api-db-sync"]),
+                      _state("nova-cell1-present", name="cell1", require=["nova-cell0-mapped"])],
+            "db": [_state("nova-db-sync", name="db", require=["nova-cell1-present"])],
+        }
+
+    def _services(self):
+        """The services of this minion in the guide's order (8.2.14)."""
+        wanted = {"messagebus": "compute" in self.roles, "libvirt": self.facts["libvirt"]}
+        return [svc for svc in SERVICE_ORDER if (wanted.get(svc) or svc in self.roles)
+                and self.look["services"].get(svc)]
+
+    def service(self):
+        running, enabled, previous = [], [], []
+        files = {fid for fid, _, _ in self.facts["files"]}
+        for svc in self._services():
+            require = self.sls("config") + previous
+            if svc in NOVA_SERVICES:
+                require += self.sls("db_sync")
+            # exactly the config states of the files it reads: it restarts
+            # only when one of them changed (not on a mode fix)
+            watch = [f"nova-config-{fid}" for fid in self.look["service_files"].get(svc, [])
+                     if fid in files]
+            if svc == "api" and self.facts["api_server_file"]:
+                watch.append("nova-config-api_server")
+            if svc == "libvirt":
+                watch += self.sls("libvirt")
+            running.append(_state(f"nova-service-{svc}", name=self.look["services"][svc],
+                                  sig=self.look["service_sigs"].get(svc),
+                                  require=require, watch=watch or None))
+            # started at boot too; a state of its own, because service.running
+            # with enable would report a start as "already enabled, and is running"
+            enabled.append(_state(f"nova-service-{svc}-enabled", name=self.look["services"][svc],
+                                  require=[f"nova-service-{svc}"]))
+            previous = [f"nova-service-{svc}"]
+        return {"running": running, "enabled": enabled}
+
+    def discover(self):
+        fleet = self.nova["fleet"]
+        expect = fleet["discover"]["expect"]
+        count = len(expect) if isinstance(expect, list) else int(expect)
+        retry = ({"attempts": int(fleet["discover"]["attempts"]),
+                  "interval": int(fleet["discover"]["interval"]), "until": True}
+                 if count > 0 else None)
+        # the compute minion ids name the missing ones (not a target expression)
+        hosts = [] if isinstance(fleet["computes"], str) else list(fleet["computes"] or [])
+        return {"hosts": [_state("nova-discover-hosts", name="computes", expect=expect,
+                                 hosts=hosts, retry=retry,
+                                 require=self.sls("db_sync", "service"))]}
+
+    # ------------------------------------------------------------ nova.clean
+    def clean(self):
+        """The states of nova.clean for each concern that runs here, in the
+        reverse order of the deploy (nova/clean.sls includes them in this
+        order, which is the order they run in)."""
+        look, concerns = self.look, self.facts["concerns"]
+        data = self.nova["clean"]["data"]
+        out = {}
+        if "service" in concerns:
+            out["service"] = {"dead": [
+                _state(f"nova-service-{svc}-dead", name=look["services"][svc], enable=False,
+                       sig=look["service_sigs"].get(svc))
+                for svc in reversed(self._services()) if svc in NOVA_SERVICES]}
+        if "firewall" in concerns:
+            rules = self.firewall()["rules"]
+            out["firewall"] = {"deleted": [_state(f"{r['id']}-deleted", **{
+                k: v for k, v in r["args"].items() if k not in ("position", "require")})
+                for r in rules]}
+        if "sysctl" in concerns:
+            out["sysctl"] = {"lines": [_state(f"{s['id']}-line", name=look["sysctl_conf"],
+                                              pattern=f"^{_re(s['args']['name'])}\\s*=.*\\n?",
+                                              repl="", ignore_if_missing=True)
+                                       for s in self.sysctl()["present"]]}
+        if "libvirt" in concerns:
+            out["libvirt"] = {"lines": [_state(f"nova-libvirt-qemu-{key}-default",
+                                               name=look["qemu_conf"],
+                                               pattern=f"^{_re(key)} = {_re(str(value))}$",
+                                               repl=f"#{key} = {value}", ignore_if_missing=True)
+                                        for key, value in self._qemu_lines()]}
+        if "packages" in concerns:
+            out["packages"] = {"purged": [_state("nova-packages-purged", pkgs=(
+                self.facts["packages"] + [look["pkgs"][p] for p in ("common", "python")]))]}
+        if "config" in concerns:
+            files = [(fid, path) for fid, path, _ in self.facts["files"]]
+            if self.facts["api_server_file"]:
+                files.append(("api_server", self.facts["api_server_file"][0]))
+            out["config"] = {"absent": [_state(f"nova-config-{fid}-absent", name=path)
+                                        for fid, path in files]}
+        if "identity" in concerns and data:
+            ks, cred = self.nova["identity"], self._credentials()
+            out["identity"] = {
+                "endpoints": [_state("nova-keystone-endpoints-absent",
+                                     name=ks["service"]["name"], region=ks["region"], **cred)],
+                "services": [_state("nova-keystone-service-absent", name=ks["service"]["name"],
+                                    type=ks["service"]["type"], **cred,
+                                    require=["nova-keystone-endpoints-absent"])],
+                "users": [_state("nova-keystone-user-absent", name=ks["user"],
+                                 domain=ks["user_domain"], **cred)]}
+        if "database" in concerns and data:
+            db = self.nova["database"]
+            conn = {"connection": db["admin"] or None}
+            out["database"] = {
+                "users": [_state(f"nova-db-user-{h}-absent", name=db["user"], host=h, **conn)
+                          for h in db["grant_hosts"]],
+                "databases": [_state(f"nova-db-{n}-absent", name=n, **conn)
+                              for n in self.facts["databases"]]}
+        return out
+
+
+def _re(text):
+    """``text`` as a literal inside a regular expression."""
+    return "".join("\\" + c if not c.isalnum() and c not in "_ " else c for c in str(text))
+
+
+def _needs(kinds):
+    """The SLS named by requisites of a concern's states (its ``include``)."""
+    found = []
+    for states in kinds.values():
+        for state in states:
+            for req in REQUISITES:
+                for item in state["args"].get(req) or []:
+                    if isinstance(item, dict) and item.get("sls") and item["sls"] not in found:
+                        found.append(item["sls"])
+    return found
+
+
+def _compound(specs):
+    """One target for several (ids lists, compound strings): a list target
+    when all are lists, else a compound one ("L@a,b or ( G@x:y )")."""
+    lists = [s for s in specs if not isinstance(s, str)]
+    exprs = [s for s in specs if isinstance(s, str)]
+    ids = sorted({i for ids in lists for i in ids if i})
+    if not exprs:
+        return {"tgt": ids, "tgt_type": "list"}
+    parts = ([f"L@{','.join(ids)}"] if ids else []) + [f"( {e} )" for e in exprs]
+    return {"tgt": " or ".join(parts), "tgt_type": "compound"}
+
+
+def fleet_targets(fleet, resolved):
+    """The orchestrate's targets from ``nova:fleet``. ``resolved``: the minion
+    ids of each role given as a compound target ({role: [ids]}, matched on the
+    master), so the one-off jobs and host discovery know them."""
+    def ids(role):
+        spec = fleet.get(role) or []
+        return list(resolved.get(role, [])) if isinstance(spec, str) else list(spec)
+
+    conductors = ids("conductors") or ids("controllers")
+    sync = fleet.get("sync_conductor") or (sorted(conductors)[0] if conductors else None)
+    database, identity = fleet.get("database") or sync, fleet.get("identity") or sync
+    errors = []
+    if not sync:
+        errors.append("nova:fleet needs controllers (or conductors, or sync_conductor)")
+    if not ids("computes"):
+        errors.append("nova:fleet:computes names no minion (ids, or a target that matches)")
+    control = [fleet.get(r) for r in ("controllers", "conductors") if fleet.get(r)]
+    computes = fleet.get("computes") or []
+    return {
+        "errors": errors, "sync": sync, "database": database, "identity": identity,
+        "control": _compound(control), "computes": _compound([computes]),
+        "config": _compound(control + [computes]),
+        "everyone": _compound(control + [computes, [database, identity]]),
+        "compute_ids": sorted(ids("computes")), "batch": int(fleet.get("batch") or 1),
+    }
+
+
+def states(nova, facts):
+    """{concern: {kind: [state]}} for the concerns in ``facts["concerns"]``,
+    with ``needs`` and ``clean``."""
+    plan = _Plan(nova, facts)
+    out = {concern: getattr(plan, concern)() for concern in facts["concerns"]}
+    out["needs"] = {concern: _needs(kinds) for concern, kinds in out.items()}
+    out["clean"] = plan.clean()
+    return out
