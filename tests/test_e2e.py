@@ -16,6 +16,7 @@ Order matters (one deploy, then checks on it), so the tests run top to bottom.
 import json
 import os
 import re
+import stat
 import subprocess
 import time
 
@@ -23,7 +24,7 @@ import pymysql
 import pytest
 import yaml
 
-from harness import REPO, StateRun
+from harness import REPO, StateRun, formula_roots
 
 AIO = os.path.join(REPO, "tests", "support", "aio.sh")
 HELPER = ["/usr/bin/python3", os.path.join(REPO, "tests", "support", "aio_helper.py")]
@@ -64,6 +65,15 @@ def apply(*args):
     run = StateRun(proc.returncode, data, proc)
     run.seconds = proc.seconds
     return run
+
+
+def root_sql(statement):
+    conn = pymysql.connect(unix_socket="/run/mysqld/mysqld.sock", user="root", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
 
 
 def secret(name):
@@ -157,6 +167,15 @@ def test_fresh_deploy_with_salt_call(deployed):
     assert "== Nova all-in-one is up" in out, out
     first = re.search(r"state\.apply nova: (\d+) states, (\d+) changed", out)
     assert first and int(first.group(2)) > 0, out
+    # run order: validation, DB, config, DB sync, then the services
+    with open(os.path.join(AIO_DIR, "last-apply.json")) as fh:
+        run = StateRun(0, json.load(fh)["local"], None)
+    order = [s["__id__"] for s in run.ordered]
+    assert order[0] == "nova-pillar-valid"
+    assert order.index("nova-db-sync") > order.index("nova-config-nova_conf") > order.index(
+        "nova-db-nova")
+    assert min(order.index(s) for s in order if s.startswith("nova-service-")) > order.index(
+        "nova-db-sync")
     assert re.search(r"services: .*nova-compute up.*nova-conductor up.*nova-scheduler up", out)
     assert re.search(r"^\s*server: ACTIVE after", out, re.M), out
     # the formula (not the test) installed the packages, without Recommends
@@ -295,6 +314,52 @@ def test_compute_conf_drift_restarts_only_nova_compute(deployed):
     check(boot=False)
 
 
+def test_a_mode_fix_restarts_nothing(deployed):
+    """nova.conf widened to 0644 by hand: the apply narrows it back and
+    restarts no daemon (the content did not change)."""
+    os.chmod(NOVA_CONF, 0o644)
+    before = nova_pids()
+    fix = apply()
+    fix.assert_ok()
+    assert set(fix.changed) == {"nova-config-nova_conf-permissions"}, set(fix.changed)
+    assert stat.S_IMODE(os.stat(NOVA_CONF).st_mode) == 0o640
+    assert nova_pids() == before
+
+
+def test_dry_run_behind_a_revoked_grant_reports_pending(deployed):
+    """The nova user's grants on nova_api revoked by hand: the dry run cannot
+    read the API database, but the grant it would restore comes first, so
+    the check is pending (None), never failed; the real apply fixes it."""
+    for host in ("localhost", "127.0.0.1"):
+        root_sql(f"REVOKE ALL PRIVILEGES ON `nova\\_api`.* FROM 'nova'@'{host}'")
+    try:
+        dry = apply("test=True")
+        assert not dry.failed, {k: v["comment"] for k, v in dry.failed.items()}
+        assert dry.returncode == 0
+        assert dry["nova-db-grant-nova_api-localhost"]["result"] is None
+        sync = dry["nova-api-db-sync"]
+        assert sync["result"] is None and "cannot be checked before" in sync["comment"], sync
+        assert "nova-db-grant-nova_api-localhost" in sync["comment"]
+        assert re.search(r"0 changed; dry run: a real run would change \d+ \(nova-api-db-sync",
+                         dry.proc.stdout), dry.proc.stdout
+    finally:
+        fix = apply()
+    fix.assert_ok()
+    assert set(fix.changed) == {"nova-db-grant-nova_api-localhost",
+                                "nova-db-grant-nova_api-127.0.0.1"}, set(fix.changed)
+
+
+def test_a_start_says_started(deployed):
+    subprocess.run(["/etc/init.d/nova-scheduler", "stop"], check=True, capture_output=True)
+    dry = apply("test=True")
+    assert dry["nova-service-scheduler"]["comment"] == "Service nova-scheduler is set to start"
+    assert "start 1 (nova-service-scheduler)" in dry.proc.stdout, dry.proc.stdout
+    run = apply()
+    run.assert_ok()
+    assert run["nova-service-scheduler"]["comment"] == "Started service nova-scheduler"
+    assert set(run.changed) == {"nova-service-scheduler"}
+
+
 # ---------------------------------------------------------------- orchestrate
 
 def test_orchestrate_deploy_on_master_and_minion(deployed, salt_factories, tmp_path):
@@ -308,7 +373,7 @@ def test_orchestrate_deploy_on_master_and_minion(deployed, salt_factories, tmp_p
         aio_opts = yaml.safe_load(fh)
     pillar_dir = os.path.join(AIO_DIR, "pillar")
     master = salt_factories.salt_master_daemon("nova-e2e-master", overrides={
-        "file_roots": {"base": [REPO]},
+        "file_roots": {"base": [formula_roots()]},
         "pillar_roots": {"base": [pillar_dir]},
         "open_mode": True,
     })
@@ -318,6 +383,10 @@ def test_orchestrate_deploy_on_master_and_minion(deployed, salt_factories, tmp_p
         minion = master.salt_minion_daemon(aio_opts["id"], overrides=minion_overrides)
         with minion.started():
             start = time.monotonic()
+            # the orchestrate renders with the formula's modules: the
+            # operator syncs them to the master once (docs/operations.md)
+            synced = master.salt_run_cli(timeout=300).run("saltutil.sync_all")
+            assert synced.returncode == 0, synced
             ret = master.salt_run_cli(timeout=2400).run("state.orchestrate",
                                                         "nova.orch.deploy")
             TIMINGS["orchestrate deploy"] = time.monotonic() - start

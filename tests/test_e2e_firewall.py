@@ -7,7 +7,9 @@ namespace (``ip netns exec``), for an api + compute minion. Checked: TCP
 5900:5999 and 8774 are accepted before the REJECT, the rules are saved in the
 OS family's file (Debian: /etc/iptables/rules.v4, which ``ip netns exec``
 maps to /etc/netns/<ns>/iptables/ so the host's file is never written), a
-second run changes nothing, and the host's rules are untouched."""
+second run changes nothing, the rules come back after a "reboot" (live rules
+flushed, then the boot-time loader the formula enabled runs), and the host's
+rules are untouched."""
 import json
 import os
 import secrets
@@ -104,6 +106,16 @@ def test_firewall_rules_before_reject_persisted_and_idempotent(netns, tmp_path):
 
     second = apply_in(ns, minion).assert_ok()
     assert second.changed == {}, second.changed
+    assert ns_input(ns) == rules
+
+    # a reboot: the live rules are gone, then the boot-time loader the formula
+    # installed and enabled (netfilter-persistent) restores the saved ones
+    assert first["nova-firewall-boot"]["result"] is True
+    assert any(n.endswith("netfilter-persistent") for n in os.listdir("/etc/rcS.d"))
+    subprocess.run(["ip", "netns", "exec", ns, "iptables", "-F", "INPUT"], check=True)
+    assert ns_input(ns) == []
+    subprocess.run(["ip", "netns", "exec", ns, "/usr/sbin/netfilter-persistent", "start"],
+                   check=True, capture_output=True)
     assert ns_input(ns) == rules
 
     # the host: same rules, same file

@@ -20,7 +20,7 @@
 #                      services.sh reset: the next `up` starts from clean
 #
 # Root only; Debian 12. Secrets live in root-only files under $STATE and never reach
-# a command line. See README.md ("The main job").
+# a command line. See docs/all-in-one.md.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -91,23 +91,8 @@ base_services() {  # MariaDB and RabbitMQ: the machine's, started if stopped
     die "MariaDB does not answer on /run/mysqld/mysqld.sock"
 }
 
-# Environment of the all-in-one, not the formula's business: nova-api's init script
-# binds uwsgi to every address with the package's 16 workers; here it listens on
-# loopback with 2 workers (2 cores), like the support services.
-api_defaults() {
-    local want
-    want=$(cat <<'EOF'
-# Written by nova-formula tests/support/aio.sh: loopback only, 2 uwsgi workers.
-DAEMON_ARGS="--http-socket 127.0.0.1:8774 --ini /etc/nova/nova-api-uwsgi.ini --processes 2"
-EOF
-)
-    [ "$(cat /etc/default/nova-api 2>/dev/null)" = "$want" ] || printf '%s\n' "$want" >/etc/default/nova-api
-}
-
-remember_host_files() {  # originals the deploy edits outside /etc/nova, restored by reset
+remember_host_files() {  # the packages before the deploy: `reset` removes what it added
     install -d -m 0700 "$AIO" "$AIO/orig"
-    [ -e "$AIO/orig/sysctl.conf" ] || cp -p /etc/sysctl.conf "$AIO/orig/sysctl.conf" 2>/dev/null \
-        || : >"$AIO/orig/sysctl.conf"
     [ -e "$AIO/orig/dpkg-selections" ] || dpkg-query -W -f='${Package}\n' | sort >"$AIO/orig/dpkg-selections"
 }
 
@@ -116,10 +101,8 @@ salt_apply() {  # salt_apply [--sls NAME] [ARGS...]: state.apply nova; JSON kept
     local out=$AIO/last-apply.json rc=0 sls=nova
     if [ "${1:-}" = --sls ]; then sls=$2; shift 2; fi
     install -m 0600 /dev/null "$out"
-    hold_daemons
     "$VENV/bin/salt-call" --local -c "$AIO/conf" --out=json --retcode-passthrough -l quiet \
         state.apply "$sls" "$@" >"$out" 2>"$AIO/last-apply.err" || rc=$?
-    release_daemons
     "${HELPER[@]}" summary "$out" || { tail -n 20 "$AIO/last-apply.err" >&2; return 1; }
     [ "$rc" = 0 ] || { tail -n 20 "$AIO/last-apply.err" >&2; die "salt-call exited $rc"; }
 }
@@ -144,7 +127,6 @@ cmd_prepare() {  # phases 1-4: everything but the formula's apply
     remember_host_files
     "${HELPER[@]}" pillar
     "${HELPER[@]}" rabbit
-    api_defaults
     phase_done "$AIO/pillar/nova.sls"
 }
 
@@ -168,7 +150,7 @@ cmd_up() {
 }
 
 # ---------------------------------------------------------------- down / reset
-stop_nova() {
+stop_nova() {  # through the init scripts: by pidfile, never by name
     local s
     for s in "${NOVA_INITS[@]}"; do
         [ -x "/etc/init.d/$s" ] && "/etc/init.d/$s" stop >/dev/null 2>&1 || true
@@ -181,7 +163,7 @@ cmd_down() {
     bash "$HERE/services.sh" down
 }
 
-purge_packages() {  # purge_packages [all]: nova-*; with "all" also what they pulled in
+purge_packages() {  # purge_packages [all]: nova-* leftovers; with "all" also what they pulled in
     local installed=() p extra=()
     for p in "${NOVA_PKGS[@]}"; do
         dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -q . && installed+=("$p")
@@ -199,27 +181,35 @@ purge_packages() {  # purge_packages [all]: nova-*; with "all" also what they pu
     fi
 }
 
-cmd_reset_nova() {
-    local keep=${1:-}
-    stop_nova
-    # whatever the init scripts missed (a daemon started by hand)
-    pkill -u nova -f '/usr/bin/nova-|nova-api-uwsgi' 2>/dev/null || true
+cmd_reset_nova() {  # reset-nova [--keep-packages] [all]
+    local keep=${1:-} line
+    # What the formula made goes with the formula's own nova.clean (services,
+    # packages, config, sysctl lines, databases, DB users, Keystone records);
+    # with --keep-packages the packages stay and their shipped config returns.
+    local failed=
+    if "${HELPER[@]}" pillar --clean ${keep:+--keep-packages}; then
+        line=$(salt_apply --sls nova.clean) || failed=1
+        echo "aio.sh: nova.clean: $line"
+    fi
+    # What the deploy made beside the formula: Placement resource providers
+    # (nova-compute's: a redeployed compute of the same name would clash with
+    # them), the RabbitMQ user and vhost (the operator's). Even after a failed
+    # clean, so a next deploy can work.
     "${HELPER[@]}" purge
+    [ -z "$failed" ] || die "state.apply nova.clean failed (see $AIO/last-apply.json)"
     if [ "$keep" = --keep-packages ]; then
-        # back to the packages' shipped config, as if freshly installed: the
-        # postinst writes nova.conf/api-paste.ini when absent, dpkg the conffile
-        rm -f /etc/nova/nova.conf /etc/nova/api-paste.ini /etc/nova/nova-compute.conf
+        # back to the packages' shipped config, as if freshly installed
         hold_daemons
         apt-get install -y -q --reinstall -o DPkg::Lock::Timeout=600 \
             -o Dpkg::Options::=--force-confmiss nova-common nova-compute-kvm >/dev/null
         release_daemons
+        # nova.clean disabled them; a fresh install has them enabled (update-rc.d:
+        # Salt's own enable needs insserv, which this container cannot run)
+        for s in "${NOVA_INITS[@]}"; do update-rc.d "$s" enable >/dev/null 2>&1 || true; done
         rm -rf /var/lib/nova/instances /var/lib/nova/tmp /var/log/nova/*
     else
         purge_packages "${2:-}"
-        rm -rf /etc/nova /var/lib/nova /var/log/nova
     fi
-    rm -f /etc/default/nova-api
-    if [ -e "$AIO/orig/sysctl.conf" ]; then cp -p "$AIO/orig/sysctl.conf" /etc/sysctl.conf; fi
     rm -rf "$AIO/conf" "$AIO/pillar" "$AIO/cache" "$AIO/pki" "$AIO/sock" "$AIO"/last-apply.*
     rm -f "$STATE"/aio-*.password
     echo "aio.sh: nova removed (packages ${keep:+kept}${keep:-purged}, databases, Keystone/Placement/RabbitMQ records)"

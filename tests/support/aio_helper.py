@@ -1,24 +1,27 @@
 #!/usr/bin/python3
 """Helpers for aio.sh (the all-in-one deploy of the nova formula).
 
-Runs with Debian's /usr/bin/python3 (yaml, pymysql and openstacksdk come from the
+Runs with Debian's /usr/bin/python3 (yaml and openstacksdk come from the
 packages install-packages.sh installs), like ftest_helper.py beside it. Secrets
 live in root-only files under STATE_DIR and never reach a command line, a log or
 this script's output.
 
 Subcommands:
-  pillar               write the masterless minion config and the AIO pillar
-                       (pillar.example + all-in-one overrides) under STATE_DIR/aio
+  pillar [--clean [--keep-packages]]
+                       write the masterless minion config and the AIO pillar
+                       (pillar.example + all-in-one overrides) under STATE_DIR/aio;
+                       --clean: the pillar of aio.sh reset-nova (nova.clean, data too)
   rabbit               ensure RabbitMQ user and vhost "nova" (password on stdin)
   check [--boot]       wait until nova-conductor, -scheduler and -compute are up
                        and the hypervisor is listed; with --boot, boot a server to
                        ACTIVE and delete it. Prints one line per fact.
   summary FILE         one line about a salt-call --out=json state.apply result
-  purge                drop what the deploy created outside the packages: the nova
-                       databases and DB users, Keystone user/service/endpoints,
-                       Placement resource providers, RabbitMQ user/vhost
+  purge                drop what the deploy made beside the formula (whose
+                       nova.clean removes the rest): Placement resource
+                       providers, RabbitMQ user/vhost
 """
 import json
+import re
 import os
 import secrets
 import subprocess
@@ -27,11 +30,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))
+from harness import formula_roots, host_minion_opts  # noqa: E402  (shared with the tests)
 STATE_DIR = os.environ.get("FTEST_STATE_DIR", "/var/lib/nova-formula-tests")
 AIO_DIR = os.path.join(STATE_DIR, "aio")
 CLOUD = "nova-formula-admin"
 CLOUDS_YAML = os.environ.get("FTEST_CLOUDS_YAML", "/etc/openstack/clouds.yaml")
-MYSQL_SOCKET = "/run/mysqld/mysqld.sock"
 MINION_ID = "nova-aio"
 KEYSTONE = "http://127.0.0.1:5000"
 COMPUTE_URL = "http://127.0.0.1:8774/v2.1"
@@ -97,10 +101,12 @@ def write_private(path, text):
 
 # ---------------------------------------------------------------- pillar
 
-def build_pillar():
+def build_pillar(clean=False, keep_packages=False):
     """pillar.example, with the all-in-one overrides: everything on
     127.0.0.1, this deploy's random passwords, the support layer's Keystone
-    admin cloud and service passwords, and the fake compute driver."""
+    admin cloud and service passwords, and the fake compute driver. With
+    ``clean``: for nova.clean, the data too (and, with ``keep_packages``,
+    not the packages)."""
     import yaml
 
     with open(os.path.join(REPO, "pillar.example")) as fh:
@@ -127,6 +133,12 @@ def build_pillar():
     # The host's own iptables are never touched by the tests: the firewall
     # state is proven in a network namespace (tests/test_e2e_firewall.py).
     nova["manage"]["firewall"] = False
+    # nova-api on loopback with 2 uwsgi workers (2 cores), like the support
+    # services; the formula writes it (the package's default: 16, every address)
+    nova["api"].update(bind_host="127.0.0.1", workers=2)
+    if clean:
+        nova["clean"]["data"] = True
+        nova["manage"]["packages"] = not keep_packages
     return {"nova": nova}
 
 
@@ -140,38 +152,37 @@ def minion_opts(root):
         "sock_dir": os.path.join(root, "sock"),
         "log_file": os.path.join(root, "minion.log"),
         "log_level_logfile": "warning",
-        "file_roots": {"base": [REPO]},
+        "file_roots": {"base": [formula_roots()]},
         "pillar_roots": {"base": [os.path.join(root, "pillar")]},
         "module_dirs": [REPO],
         "enable_fqdns_grains": False,
         "grains_cache": False,
     }
-    opts.update(service_provider())
+    # systemctl without systemd as PID 1 (this machine): Debian's init scripts
+    # (``providers`` is not enough: it leaves ``service.offline`` behind)
+    opts.update(host_minion_opts())
     return opts
 
 
-def service_provider():
-    """Minion option for machines like this one: systemctl is installed but
-    systemd is not PID 1 (a container). Salt then loads its systemd service
-    module in "offline" mode, where service.running does nothing. The init
-    scripts work: keep that module out, so Debian's sysvinit one is used
-    (``providers`` is not enough: it leaves ``service.offline`` behind)."""
-    if not os.path.isdir("/run/systemd/system") and os.path.exists("/etc/debian_version"):
-        return {"disable_modules": ["systemd_service"]}
-    return {}
-
-
-def cmd_pillar():
+def cmd_pillar(*args):
+    """pillar [--clean [--keep-packages]]: the minion config and the pillar
+    (for nova.clean with --clean; exit 1 when there is no support layer to
+    clean against)."""
     import yaml
 
+    clean = "--clean" in args
+    if clean and not os.path.exists(CLOUDS_YAML):
+        print("aio_helper: no support layer (Keystone): nothing for nova.clean to reach",
+              file=sys.stderr)
+        sys.exit(1)
     root = AIO_DIR
     os.makedirs(root, mode=0o700, exist_ok=True)
     os.chmod(root, 0o700)
     write_private(os.path.join(root, "conf", "minion"),
                   yaml.safe_dump(minion_opts(root), default_flow_style=False))
     write_private(os.path.join(root, "pillar", "top.sls"), "base:\n  '*':\n    - nova\n")
-    write_private(os.path.join(root, "pillar", "nova.sls"),
-                  yaml.safe_dump(build_pillar(), default_flow_style=False))
+    write_private(os.path.join(root, "pillar", "nova.sls"), yaml.safe_dump(
+        build_pillar(clean, "--keep-packages" in args), default_flow_style=False))
 
 
 # ---------------------------------------------------------------- RabbitMQ
@@ -297,8 +308,30 @@ def cmd_check(*args):
         print(f"server: ACTIVE after {took:.1f} s, then deleted")
 
 
+def _listed(ids, limit=12):
+    ids = sorted(ids)
+    return f" ({', '.join(ids[:limit])}{' …' if len(ids) > limit else ''})" if ids else ""
+
+
+def pending_kinds(data):
+    """{"change"|"start"|"restart": [state ids]} of a dry run: what a real run
+    would do (result None), by what the state's comment says."""
+    kinds = {"change": [], "start": [], "restart": []}
+    for key, ret in data.items():
+        if ret.get("result") is not None:
+            continue
+        comment = str(ret.get("comment", "")).lower()
+        kind = ("restart" if "restart" in comment else
+                "start" if re.search(r"set to (be )?start|would have been started", comment)
+                else "change")
+        kinds[kind].append(ret.get("__id__", key))
+    return kinds
+
+
 def cmd_summary(path):
-    """One line from a salt-call --out=json state.apply result; exit 1 on a failure."""
+    """One line from a salt-call --out=json state.apply result; exit 1 on a
+    failure. A dry run (test=True) changes nothing: the line then says what a
+    real run would change, start and restart."""
     with open(path) as fh:
         text = fh.read()
     try:
@@ -307,11 +340,16 @@ def cmd_summary(path):
         die(f"salt-call gave no state data; see {path}")
     if not isinstance(data, dict):
         die(f"salt-call failed: {str(data)[:2000]}")
-    changed = sorted(r.get("__id__", k) for k, r in data.items() if r.get("changes"))
+    kinds = pending_kinds(data)
+    dry = any(kinds.values())
+    changed = [] if dry else [r.get("__id__", k) for k, r in data.items() if r.get("changes")]
+    line = f"{len(data)} states, {len(changed)} changed" + _listed(changed)
+    if dry:
+        line += ("; dry run: a real run would " + ", ".join(
+            f"{kind} {len(ids)}{_listed(ids, 6)}" for kind, ids in kinds.items()))
+    print(line)
     failed = {r.get("__id__", k): r.get("comment") for k, r in data.items()
               if r.get("result") is False}
-    print(f"{len(data)} states, {len(changed)} changed"
-          + (f" ({', '.join(changed[:12])}{' …' if len(changed) > 12 else ''})" if changed else ""))
     if failed:
         for sid, comment in failed.items():
             # retried states carry every attempt: the last line says it all
@@ -323,41 +361,10 @@ def cmd_summary(path):
 # ---------------------------------------------------------------- purge
 
 def cmd_purge():
-    purge_db()
-    purge_keystone()
+    """What the deploy made beside the formula (nova.clean removes the rest)."""
     purge_placement()
     rabbitmqctl("delete_user", RABBIT_USER, check=False)
     rabbitmqctl("delete_vhost", RABBIT_VHOST, check=False)
-
-
-def purge_db():
-    import pymysql
-
-    conn = pymysql.connect(unix_socket=MYSQL_SOCKET, user="root", autocommit=True)
-    with conn.cursor() as cur:
-        for name in ("nova", "nova_api", "nova_cell0"):
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        for host in DB_HOSTS + ["%"]:
-            cur.execute("DROP USER IF EXISTS %s@%s", ("nova", host))
-    conn.close()
-
-
-def purge_keystone():
-    if not os.path.exists(CLOUDS_YAML):
-        return  # the support layer was reset: nothing of ours can be left
-    try:
-        conn = connect()
-        for svc in list(conn.identity.services()):
-            if svc.type == "compute":
-                for ep in list(conn.identity.endpoints(service_id=svc.id)):
-                    conn.identity.delete_endpoint(ep)
-                conn.identity.delete_service(svc)
-        user = conn.identity.find_user("nova", domain_id="default")
-        if user:
-            conn.identity.delete_user(user)
-    except Exception as exc:  # noqa: BLE001 - Keystone down: say so, keep purging
-        print(f"aio_helper: Keystone records not purged ({type(exc).__name__}); "
-              "is Keystone up?", file=sys.stderr)
 
 
 def purge_placement():

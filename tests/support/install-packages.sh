@@ -20,7 +20,7 @@ APT_OPTS=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=600
 
 # Installed now.
 PACKAGES=(keystone placement-api glance-api neutron-server python3-openstackclient
-          python3-pymysql crudini iptables curl)
+          python3-pymysql crudini iptables iptables-persistent curl)
 # Downloaded only, for the formula's later install.
 NOVA_PACKAGES=(nova-common nova-api nova-conductor nova-scheduler nova-compute)
 
@@ -47,6 +47,10 @@ preseed() {
             # any owner for preseeding, so use the question's prefix.
             printf '%s %s boolean false\n' "${q%%/*}" "$q"
         done
+        # the formula's firewall state owns the rules files; the tests only
+        # apply it inside network namespaces they made
+        printf 'iptables-persistent iptables-persistent/autosave_v4 boolean false\n'
+        printf 'iptables-persistent iptables-persistent/autosave_v6 boolean false\n'
     } | debconf-set-selections
 }
 

@@ -1,0 +1,121 @@
+"""``state.apply nova.clean`` on the real all-in-one: deploy, clean (data
+included), a listing shows nothing of Nova left, a dry run on the bare host
+lists every pending step without failing, deploy again, a server boots.
+
+Runs after tests/test_e2e.py (which leaves the all-in-one deployed) and
+leaves it deployed for the tests after it.
+"""
+import glob
+import json
+import os
+import re
+import subprocess
+
+import pymysql
+import pytest
+
+from test_e2e import HELPER, aio, apply, check, openstack_json
+
+NOVA_PKGS = ("nova-api", "nova-scheduler", "nova-conductor", "nova-compute", "nova-common",
+             "python3-nova", "nova-compute-kvm")
+DATABASES = ("nova", "nova_api", "nova_cell0")
+
+
+def installed(pkg):
+    out = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Status}", pkg],
+                         capture_output=True, text=True).stdout
+    return out == "installed"
+
+
+def root_db(sql, args=None):
+    conn = pymysql.connect(unix_socket="/run/mysqld/mysqld.sock", user="root")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def nova_left():
+    """Everything of Nova this listing can find on the machine."""
+    left = [p for p in NOVA_PKGS if installed(p)]
+    left += [p for p in ("/etc/nova", "/var/lib/nova", "/var/log/nova", "/etc/default/nova-api")
+             if os.path.exists(p)]
+    left += [f"pidfile {p}" for p in glob.glob("/run/nova/*.pid")]
+    left += [f"rc link {p}" for p in glob.glob("/etc/rc?.d/S*nova-*")]
+    with open("/etc/sysctl.conf") as fh:
+        left += [f"sysctl.conf: {ln.strip()}" for ln in fh
+                 if re.match(r"(net\.bridge\.bridge-nf-call|net\.ipv4\.conf\.(all|default)\.rp_filter)", ln)]
+    left += [f"database {r[0]}" for r in root_db("SHOW DATABASES") if r[0] in DATABASES]
+    left += [f"db user {u}@{h}" for u, h in root_db(
+        "SELECT User, Host FROM mysql.user WHERE User = 'nova'")]
+    left += [f"keystone user {u['Name']}" for u in openstack_json("user", "list")
+             if u["Name"] == "nova"]
+    left += [f"keystone service {s['Name']}" for s in openstack_json("service", "list")
+             if s["Type"] == "compute"]
+    left += [f"keystone endpoint {e['ID']}" for e in openstack_json("endpoint", "list")
+             if e["Service Type"] == "compute"]
+    return left
+
+
+def clean():
+    """nova.clean with the data (the pillar aio.sh reset-nova uses)."""
+    subprocess.run(HELPER + ["pillar", "--clean"], check=True)
+    run = apply("--sls", "nova.clean")
+    subprocess.run(HELPER + ["pillar"], check=True)
+    return run
+
+
+@pytest.fixture(scope="module")
+def cleaned():
+    aio()  # deployed (an earlier module left it so; idempotent otherwise)
+    assert not [p for p in NOVA_PKGS[:4] if not installed(p)]
+    first = clean()
+    # what the deploy made beside the formula (aio.sh reset-nova does the same)
+    subprocess.run(HELPER + ["purge"], check=True)
+    yield first
+    aio()  # deployed again for the tests after this module
+
+
+def test_clean_removes_everything_the_formula_made(cleaned):
+    cleaned.assert_ok()
+    changed = set(cleaned.changed)
+    for sid in ("nova-packages-purged", "nova-db-nova-absent", "nova-db-nova_api-absent",
+                "nova-db-nova_cell0-absent", "nova-keystone-user-absent",
+                "nova-keystone-service-absent", "nova-keystone-endpoints-absent",
+                "nova-config-api_server-absent"):
+        assert sid in changed, (sid, sorted(changed))
+    # services were stopped before the packages went
+    order = [r["__id__"] for r in cleaned.ordered]
+    assert order.index("nova-service-api-dead") < order.index("nova-packages-purged")
+    assert nova_left() == []
+
+
+def test_second_clean_changes_nothing(cleaned):
+    again = clean().assert_ok()
+    assert again.changed == {}, again.changed
+
+
+def test_dry_run_on_a_bare_host_lists_every_step(cleaned):
+    """Packages not installed, no nova.conf, no databases: test=True lists
+    what would happen (result None), fails nothing, changes nothing."""
+    dry = apply("test=True")
+    assert not dry.failed, json.dumps({k: v["comment"] for k, v in dry.failed.items()},
+                                      indent=1)
+    assert dry.returncode == 0
+    pending = {sid for sid, r in dry.states.items() if r["result"] is None}
+    for sid in ("nova-packages", "nova-config-nova_conf", "nova-db-nova", "nova-keystone-user",
+                "nova-api-db-sync", "nova-cell0-mapped", "nova-cell1-present", "nova-db-sync",
+                "nova-service-api", "nova-service-compute", "nova-discover-hosts"):
+        assert sid in pending, (sid, dry[sid]["comment"] if sid in dry.states else "missing")
+    assert nova_left() == []
+
+
+def test_deploy_again_boots_a_server(cleaned):
+    proc = aio()
+    assert re.search(r"state\.apply nova: \d+ states, \d+ changed", proc.stdout), proc.stdout
+    check(boot=True)
+    run = apply()
+    run.assert_ok()
+    assert run.changed == {}, run.changed
