@@ -4,7 +4,7 @@ this machine), or to a clear reason it cannot be shown here.
 
 A row added to STEPS.md without an entry fails; an entry naming a test that
 does not exist fails; a row with neither live evidence nor a reason fails.
-README.md carries the same table.
+docs/testing.md carries the same table.
 """
 import ast
 import os
@@ -121,7 +121,7 @@ def test_every_named_test_exists():
 
 
 def test_docs_table_lists_every_step():
-    with open(os.path.join(REPO, "README.md")) as fh:
+    with open(os.path.join(REPO, "docs", "testing.md")) as fh:
         doc = fh.read()
     missing = [s for s in CHECKLIST if not re.search(rf"^\|\s*{re.escape(s)}\s*\|", doc, re.M)]
     assert not missing, missing
