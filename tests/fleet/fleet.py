@@ -20,6 +20,7 @@ Python API (stdlib only, Python >= 3.9; run as root)::
 CLI: ``tests/fleet/fleet --help``.
 """
 import argparse
+import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
@@ -779,9 +780,14 @@ class Fleet:
             meta["name"] = self.name
             self.state.mkdir(parents=True, exist_ok=True)
             write_atomic(self.state / "fleet.json", json.dumps(meta, indent=1))
-            self.pillar_dir().mkdir(exist_ok=True)
+            os.chmod(self.state, 0o700)              # upper layers and pillar hold secrets
+            self.pillar_dir().mkdir(mode=0o700, exist_ok=True)
 
             new = [h for h in hosts if not self.is_running(h)]
+            for h in hosts:
+                want = "systemd" if h in systemd else "sysvinit"
+                if h not in new and self.kind(h) != want:
+                    log(f"{h} runs with {self.kind(h)} as PID 1, left so (down it to change)")
             for h in new:
                 self._prepare_record(h, "systemd" if h in systemd else "sysvinit")
             if not new:
@@ -849,8 +855,11 @@ class Fleet:
         sh(["ip", "-n", self.bridge_ns, "link", "del", veth], check=False)
         # the pair is made in the bridge's namespace, its peer moved straight into the host's:
         # nothing appears in the machine's network namespace, even for a moment
+        # eth0's MAC follows from the address: a restarted host keeps it, so the other hosts'
+        # ARP caches stay right (a new MAC would leave them ~30 s on the old one)
+        mac = "02:77:" + ":".join(f"{int(x):02x}" for x in addr.split("."))
         sh(["ip", "-n", self.bridge_ns, "link", "add", veth, "type", "veth",
-            "peer", "name", "eth0", "netns", ns])
+            "peer", "name", "eth0", "address", mac, "netns", ns])
         sh(["ip", "-n", self.bridge_ns, "link", "set", veth, "master", "br0", "up"])
         sh(["ip", "-n", ns, "link", "set", "lo", "up"])
         sh(["ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0"])
@@ -1023,15 +1032,53 @@ class Fleet:
         return self.run(host, [f"/etc/init.d/{name}", action], timeout=120)
 
     def _salt_up(self, new, timeout):
+        """Master first (on ctl), then the minions of the new hosts (sysvinit: init script;
+        systemd hosts start theirs as a unit at boot). Minions that kept running across a
+        restart of the master reconnect by themselves (eth0 keeps its MAC: see _net_up);
+        one whose keys went stale (ctl or it was purged) is restarted after the cleanup."""
+        ctl_up = self.is_running(CONTROLLER)
         if CONTROLLER in new:
             if self.kind(CONTROLLER) != "systemd":
-                self._service(CONTROLLER, "salt-master", "start")
-            self.wait_master(timeout)
-        for h in new:
-            if self.kind(h) != "systemd":        # systemd hosts start it as a unit at boot
-                cp = self._service(h, "salt-minion", "start")
+                cp = self._service(CONTROLLER, "salt-master", "start")
                 if cp.returncode != 0:
-                    raise FleetError(f"{h}: salt-minion start failed:\n{cp.stdout}{cp.stderr}")
+                    raise FleetError(f"ctl: salt-master start failed:\n{cp.stdout}{cp.stderr}")
+            self.wait_master(timeout)
+        jobs = []
+        for h in self.running_hosts():
+            stale = self._stale_keys(h) if ctl_up else False
+            if h in new and self.kind(h) != "systemd":
+                jobs.append((h, "restart" if stale else "start"))
+            elif stale:
+                jobs.append((h, "restart"))
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(jobs))) as pool:
+            for (h, action), cp in zip(jobs, pool.map(lambda j: self._service(j[0], "salt-minion", j[1]),
+                                                       jobs)):
+                if cp.returncode != 0:
+                    raise FleetError(f"{h}: salt-minion {action} failed:\n{cp.stdout}{cp.stderr}")
+
+    def _stale_keys(self, host):
+        """Salt keys left from an earlier life of ctl or of HOST (one was purged): HOST's
+        cached master key differs from ctl's, or ctl accepted another key for HOST's id.
+        The stale side is removed (salt-key -d / the cached minion_master.pub). True if any."""
+        ctl = self.pid1(CONTROLLER)
+        pid = self.pid1(host)
+        if ctl is None or pid is None:
+            return False
+        stale = False
+        master_pub = read_in_root(ctl, "/etc/salt/pki/master/master.pub")
+        cached = read_in_root(pid, "/etc/salt/pki/minion/minion_master.pub")
+        if master_pub is not None and cached is not None and cached.strip() != master_pub.strip():
+            Path(f"/proc/{pid}/root/etc/salt/pki/minion/minion_master.pub").unlink()
+            stale = True
+        accepted = read_in_root(ctl, f"/etc/salt/pki/master/minions/{host}")
+        if accepted is not None:
+            mine = read_in_root(pid, "/etc/salt/pki/minion/minion.pub")
+            if mine is None or mine.strip() != accepted.strip():
+                self.salt(["salt-key", "-y", "-d", host], check=True)
+                stale = True
+        if stale:
+            log(f"{host}: stale Salt keys removed (ctl or {host} was purged)")
+        return stale
 
     def wait_master(self, timeout=120):
         """Until ctl's salt-master listens on 4505 and 4506."""
@@ -1050,7 +1097,7 @@ class Fleet:
 
         def answered():
             nonlocal last
-            last = self.salt_json(",".join(hosts), "test.ping", tgt_type="list", timeout=10)
+            last = self.salt_json(",".join(hosts), "test.ping", tgt_type="list", timeout=5)
             return all(last.get(h) is True for h in hosts)
         try:
             wait_until(answered, timeout, 1, "minions")
@@ -1186,6 +1233,23 @@ class Fleet:
     def memory(self, host):
         """PSS of every process of HOST, in KiB."""
         return pss_kib(self.pids(host))
+
+
+def read_in_root(pid, path):
+    """Text of PATH as process PID sees it (through /proc/PID/root, following symlinks of
+    the last component inside that root), or None if absent."""
+    root = f"/proc/{pid}/root"
+    for _ in range(10):
+        p = Path(root + path)
+        if p.is_symlink():
+            target = os.readlink(p)
+            path = target if target.startswith("/") else os.path.join(os.path.dirname(path), target)
+            continue
+        try:
+            return p.read_text()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+    return None
 
 
 def tail(path, n=25):
