@@ -39,7 +39,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 CACHE_DIR = Path(os.environ.get("FLEET_CACHE_DIR", "/var/cache/nova-formula-fleet"))
-STATE_DIR = Path(os.environ.get("FLEET_STATE_DIR", "/var/lib/nova-formula-fleet"))
+STATE_ROOT = Path("/var/lib/nova-formula-fleet")       # a fleet's state: STATE_ROOT/<name>
 FLEET_NAME = os.environ.get("FLEET_NAME", "nffleet")
 RUN_ROOT = Path("/run/nova-formula-fleet")
 CGROUP_NAME = "nova-formula-fleet"
@@ -558,10 +558,10 @@ class Fleet:
     """One fleet: its hosts, their network and the package relay. See the module docstring."""
 
     def __init__(self, state_dir=None, name=None, formula=None, cache_dir=None):
-        self.state = Path(state_dir or STATE_DIR)
         self.name = name or FLEET_NAME
         if not re.match(r"^[a-z][a-z0-9]{1,7}$", self.name):
             raise FleetError(f"fleet name {self.name!r}: 2-8 lowercase letters/digits")
+        self.state = Path(state_dir or os.environ.get("FLEET_STATE_DIR") or STATE_ROOT / self.name)
         self.cache = Cache(cache_dir or CACHE_DIR)
         self.run_dir = RUN_ROOT / self.name
         self.relay = Relay(self.run_dir)
@@ -1319,12 +1319,12 @@ pillar_roots:
   base:
     - /srv/pillar
 file_ignore_regex:
-  - '/\.git($|/)'
-  - '/\.venv($|/)'
-  - '/\.cache($|/)'
-  - '/\.hypothesis($|/)'
-  - '/\.pytest_cache($|/)'
-  - '/__pycache__($|/)'
+  - '(^|/)\.git($|/)'
+  - '(^|/)\.venv($|/)'
+  - '(^|/)\.cache($|/)'
+  - '(^|/)\.hypothesis($|/)'
+  - '(^|/)\.pytest_cache($|/)'
+  - '(^|/)__pycache__($|/)'
 file_ignore_glob:
   - '*.pyc'
 """
@@ -1407,7 +1407,8 @@ WantedBy=multi-user.target
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="fleet", description=__doc__.split("\n\n")[0])
-    p.add_argument("--state-dir", default=None, help=f"default {STATE_DIR} ($FLEET_STATE_DIR)")
+    p.add_argument("--state-dir", default=None,
+                   help=f"default $FLEET_STATE_DIR or {STATE_ROOT}/NAME")
     p.add_argument("--name", default=None, help=f"fleet name, prefix of its namespaces (default {FLEET_NAME})")
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build the cached layers (base, ctl) if their recipe changed")

@@ -170,7 +170,15 @@ def main():
             break
         time.sleep(0.1)
     else:
-        log("grace period over: SIGKILL")
+        left = []
+        for d in os.listdir("/proc"):
+            if d.isdigit() and d != "1":
+                try:
+                    with open(f"/proc/{d}/comm") as fh:
+                        left.append(f"{d}:{fh.read().strip()}")
+                except OSError:
+                    pass
+        log(f"grace period over, SIGKILL to: {' '.join(left)}")
         try:
             os.kill(-1, signal.SIGKILL)
         except ProcessLookupError:
