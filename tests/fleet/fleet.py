@@ -1135,6 +1135,7 @@ class Fleet:
         SIGRTMIN+4), SIGKILL after TIMEOUT, then check no process is left, delete the
         network namespace and the cgroup. PURGE also deletes the host's upper layer.
         When no host runs any more, the bridge and the relay go too."""
+        everything = not hosts
         with flocked(self.state / "lock"):
             hosts = list(hosts) if hosts else self.known_hosts()
             infos = {h: self._runinfo(h) for h in hosts}
@@ -1170,6 +1171,8 @@ class Fleet:
                     self.cgroup_dir().parent.rmdir()
             elif purge:
                 self._refresh_hosts_files()
+        if purge and everything and not self.running_hosts() and self.state.exists():
+            remove_tree(self.state)           # the whole fleet: pillar, fleet.json, lock too
 
     def _reap_host(self, host, info):
         """After PID 1 is gone: no process of the host left, netns and cgroup deleted."""
@@ -1413,6 +1416,8 @@ def main(argv=None):
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build the cached layers (base, ctl) if their recipe changed")
     b.add_argument("--no-ctl", action="store_true")
+    b.add_argument("--gc", action="store_true",
+                   help="delete cache entries of other recipes (not used by this fleet's hosts)")
     u = sub.add_parser("up", help="start hosts (default: ctl cmp1 cmp2); running ones are left alone")
     u.add_argument("hosts", nargs="*")
     u.add_argument("--systemd", action="append", default=[], metavar="HOST",
@@ -1439,8 +1444,12 @@ def main(argv=None):
         if args.cmd == "build":
             t = time.monotonic()
             timings = fleet.cache.ensure(("cmp1",) if args.no_ctl else DEFAULT_HOSTS)
+            removed = []
+            if args.gc:
+                in_use = {k for h in fleet.known_hosts() for k in fleet.record(h)["layers"]}
+                removed = fleet.cache.gc(in_use)
             print(json.dumps({"built": timings, "seconds": round(time.monotonic() - t, 1),
-                              "cache": fleet.cache.entries()}, indent=1))
+                              "cache": fleet.cache.entries(), "removed": removed}, indent=1))
         elif args.cmd == "up":
             timings = fleet.up(args.hosts or DEFAULT_HOSTS, systemd=args.systemd, formula=args.formula,
                                wait_minions=not args.no_wait, support=args.support)

@@ -205,6 +205,13 @@ def test_hosts_have_their_own_namespaces(fl):
         # PID 1 reaps, and the environment of a command is the host's, not the machine's
         env = ok(fl, h, ["env"])
         assert "PIP_" not in env and "VIRTUAL_ENV" not in env and "PATH=/usr/local/sbin:" in env
+    # PID 1 drains /run/initctl (telinit returns at once: pitfall 3) and reaps orphans
+    t = time.monotonic()
+    ok(fl, "cmp1", ["telinit", "u"], timeout=30)
+    assert time.monotonic() - t < 5
+    ok(fl, "cmp1", ["bash", "-c", "(sleep 0.2 &); sleep 1.5"])
+    states = ok(fl, "cmp1", ["ps", "-eo", "stat="]).split()
+    assert not [s for s in states if s.startswith("Z")], states
     machine_ids = {ok(fl, h, ["cat", "/etc/machine-id"]).strip() for h in HOSTS}
     assert len(machine_ids) == len(HOSTS) and all(len(m) == 32 for m in machine_ids)
 
@@ -251,6 +258,10 @@ def test_apt_through_the_package_relay(fl):
     assert ok(fl, "cmp2", ["hello"]).strip() == "Hello, world!"
     assert (fl.upper_dir("cmp2") / "usr/bin/hello").exists()
     assert fl.run("cmp1", ["hello"]).returncode != 0          # cmp2's layer only
+    # both mirror names go through the relay (same front here, or one relay each)
+    for url in ("http://deb.debian.org/debian/dists/bookworm-updates/InRelease",
+                "http://security.debian.org/debian-security/dists/bookworm-security/InRelease"):
+        assert ok(fl, "cmp1", ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url]) == "200", url
 
 
 def test_nova_debs_cached_not_installed(fl):
@@ -470,7 +481,17 @@ def test_down_leaves_nothing_and_stops_nothing_else(fl, machine):
         before = set(machine[comm])
         assert before <= set(pids_by_comm(comm)), f"the machine's {comm} was stopped"
     assert dev_null_ok()
-    # the upper layers are kept by down, deleted by purge (never through a mount)
+    # the upper layers are kept by down, deleted by purge, never through a mount: with
+    # something mounted under a host's folder, purge refuses and deletes nothing
     assert fl.upper_dir("ctl").is_dir()
+    probe = fl.host_dir("cmp2") / "root"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "fleet-probe", str(probe)], check=True)
+    try:
+        (probe / "keep").write_text("x")
+        with pytest.raises(fleetmod.FleetError, match="still mounted"):
+            fl.down(["cmp2"], purge=True)
+        assert (probe / "keep").exists() and fl.upper_dir("cmp2").is_dir()
+    finally:
+        subprocess.run(["umount", str(probe)], check=True)
     fl.down(purge=True)
-    assert not (fl.state / "hosts").exists() or not any((fl.state / "hosts").iterdir())
+    assert not fl.state.exists()
