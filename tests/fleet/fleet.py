@@ -274,7 +274,9 @@ class Relay:
     def start(self):
         if self.running():
             return self.load()
-        self.stop()
+        # a relay that died is replaced in the same directory: running hosts bind-mounted
+        # the directory itself, they see the new socket
+        self._kill()
         groups = self.plan()
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
@@ -295,6 +297,14 @@ class Relay:
         return meta
 
     def stop(self):
+        self._kill()
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        for f in (self.meta, self.dir.parent / "relay.log"):
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+
+    def _kill(self):
         meta = self.load()
         for p in (meta or {}).get("procs", []):
             if p.get("start") is not None and proc_alive(p["pid"], p["start"]):
@@ -307,11 +317,6 @@ class Relay:
                 if proc_alive(p["pid"], p["start"]):
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(p["pid"], signal.SIGKILL)
-        if self.dir.exists():
-            shutil.rmtree(self.dir)
-        for f in (self.meta, self.dir.parent / "relay.log"):
-            with contextlib.suppress(FileNotFoundError):
-                f.unlink()
 
     @staticmethod
     def hosts_lines(meta):
@@ -329,6 +334,7 @@ class Cache:
 
     def __init__(self, root=CACHE_DIR):
         self.root = Path(root)
+        self._pyver = None
 
     # keys
     def pins(self):
@@ -345,8 +351,9 @@ class Cache:
         return [f"{pins[canon(n)][0]}=={pins[canon(n)][1]}" for n in SALT_TOP]
 
     def wheels_key(self):
-        pyver = sh(["/usr/bin/python3", "-c", "import sys; print(sys.version_info[:2])"]).stdout
-        return sha256_files(REPO / "requirements.txt", *self.top(), pyver)
+        if self._pyver is None:
+            self._pyver = sh(["/usr/bin/python3", "-c", "import sys; print(sys.version_info[:2])"]).stdout
+        return sha256_files(REPO / "requirements.txt", *self.top(), self._pyver)
 
     def base_key(self):
         return sha256_files(self.wheels_key(), HERE / "build-base.sh", HERE / "base-customize.sh",
@@ -607,7 +614,7 @@ class Fleet:
     def _allocate(self, host):
         if host in FIXED_ADDRESSES:
             return FIXED_ADDRESSES[host]
-        m = re.fullmatch(r"cmp(\d)", host)
+        m = re.fullmatch(r"cmp([1-9])", host)
         if m:
             return 10 + int(m.group(1))
         used = {int(self.record(h)["address"].rsplit(".", 1)[1]) for h in self.known_hosts()}
@@ -771,6 +778,7 @@ class Fleet:
         with flocked(self.state / "lock"):
             ensure_machine_packages(("socat", "iproute2", "util-linux", "tar"))
             meta = self._meta()
+            formula = formula or self._formula
             if formula:
                 f = str(Path(formula).resolve())
                 if meta.get("formula") and meta["formula"] != f and CONTROLLER in self.running_hosts():
@@ -847,8 +855,16 @@ class Fleet:
 
     def _net_up(self, host):
         ns, addr = self.netns(host), self.address(host)
-        if Path(f"/run/netns/{ns}").exists():
-            # left over from a host that died: start from a fresh namespace
+        nsfile = Path(f"/run/netns/{ns}")
+        if nsfile.exists():
+            # left over from a host that died: start from a fresh namespace -- unless
+            # processes still use it (a host running without its state files: refuse, two
+            # overlays on one upper directory would corrupt it)
+            inode = nsfile.stat().st_ino
+            users = [p for p in all_pids() if ns_inode(p, "net") == inode]
+            if users:
+                raise FleetError(f"{host}: network namespace {ns} is in use by PIDs {users[:10]} "
+                                 f"but {host} is not recorded as running; stop those first")
             sh(["ip", "netns", "delete", ns])
         sh(["ip", "netns", "add", ns])
         veth = f"v-{host}"

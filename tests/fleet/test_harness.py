@@ -258,6 +258,12 @@ def test_apt_through_the_package_relay(fl):
     assert ok(fl, "cmp2", ["hello"]).strip() == "Hello, world!"
     assert (fl.upper_dir("cmp2") / "usr/bin/hello").exists()
     assert fl.run("cmp1", ["hello"]).returncode != 0          # cmp2's layer only
+    # a relay that died is replaced by the next `up`, in the directory the hosts mounted
+    for p in fl.relay.load()["procs"]:
+        os.killpg(p["pid"], signal.SIGTERM)              # ours: its own process group
+    fleetmod.wait_until(lambda: not fl.relay.running(), 10, 0.1, "relay to stop")
+    fl.up(HOSTS)
+    assert fl.relay.running()
     # both mirror names go through the relay (same front here, or one relay each)
     for url in ("http://deb.debian.org/debian/dists/bookworm-updates/InRelease",
                 "http://security.debian.org/debian-security/dists/bookworm-security/InRelease"):
