@@ -56,7 +56,7 @@ DROP_CAPS = ("-sys_module,-sys_rawio,-sys_time,-syslog,-bpf,-perfmon,-mac_admin,
              "-mac_override,-audit_control,-sys_pacct,-wake_alarm,-block_suspend")
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MACHINE_PACKAGES = ("mmdebstrap", "socat", "python3-venv", "python3-dev", "gcc", "libc6-dev",
-                    "iproute2", "util-linux", "tar")
+                    "iproute2", "util-linux", "tar", "ca-certificates")
 # Salt's virtualenv: these, plus their dependencies, all at requirements.txt's pins
 SALT_TOP = ("salt", "PyMySQL", "keystoneauth1")
 VENV_TOOLING = {"pip", "setuptools", "wheel"}

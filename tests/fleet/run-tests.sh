@@ -11,9 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "run-tests.sh: must run as root" >&2; exit 1; }
+tests/fleet/fleet build >/dev/null          # also installs the machine's tools (python3-venv ...)
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
-tests/fleet/fleet build >/dev/null
 NO_SF=()
 for p in salt-factories salt-factories-event-listener salt-factories-factories \
          salt-factories-loader-mock salt-factories-log-server salt-factories-markers \
