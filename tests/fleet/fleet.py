@@ -803,10 +803,14 @@ class Fleet:
             relay_meta = self.relay.start()
             self._bridge_up()
             t = time.monotonic()
-            for h in new:
-                self._start(h, relay_meta)
-            for h in new:
-                self._wait_started(h, timeout)
+            try:
+                for h in new:
+                    self._start(h, relay_meta)
+                for h in new:
+                    self._wait_started(h, timeout)
+            except BaseException:
+                self._abort_start([h for h in new if self._runinfo(h) is None])
+                raise
             timings["hosts started"] = round(time.monotonic() - t, 1)
             if new:
                 self._refresh_hosts_files()
@@ -1036,6 +1040,18 @@ class Fleet:
             if out != "running":
                 failed = self.run(host, ["systemctl", "--failed", "--no-legend"]).stdout
                 log(f"{host}: systemd is {out}; failed units:\n{failed}")
+
+    def _abort_start(self, hosts):
+        """Hosts that failed to start: their unshare wrapper (our child) is killed, and
+        with it (--kill-child) their PID 1 and every process of theirs; netns/cgroup go."""
+        for h in hosts:
+            proc = self._procs.pop(h, None)
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(10)
+            self._reap_host(h, None)
+            log(f"{h}: start failed; see {self.host_dir(h) / 'console.log'}")
 
     def _system_running(self, host):
         out = self.run(host, ["systemctl", "is-system-running"], timeout=30).stdout.strip()

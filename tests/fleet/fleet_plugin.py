@@ -46,9 +46,14 @@ def fleet():
     hosts = os.environ.get("FLEET_HOSTS", "ctl cmp1 cmp2").split()
     systemd = os.environ.get("FLEET_SYSTEMD", "").split()
     f = fleet_from_env()
-    f.timings = f.up(hosts, systemd=systemd, formula=os.environ.get("FLEET_FORMULA") or None)
-    if os.environ.get("FLEET_SUPPORT", "1") != "0" and "ctl" in hosts:
-        f.support_up()
+    keep = os.environ.get("FLEET_KEEP") == "1"
+    try:
+        f.timings = f.up(hosts, systemd=systemd, formula=os.environ.get("FLEET_FORMULA") or None)
+        if os.environ.get("FLEET_SUPPORT", "1") != "0" and "ctl" in hosts:
+            f.support_up()
+    except BaseException:
+        f.down(purge=not keep)            # a fleet that failed to come up leaves nothing
+        raise
     yield f
-    if os.environ.get("FLEET_KEEP") != "1":
+    if not keep:
         f.down(purge=True)

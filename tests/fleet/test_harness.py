@@ -142,9 +142,13 @@ def fl(machine):
     f = Fleet(name=NAME)
     f.down(purge=True)                   # what an interrupted earlier run of this module left
     t = time.monotonic()
-    f.timings = f.up(HOSTS)
-    t_support = time.monotonic()
-    f.support_out = f.support_up()
+    try:
+        f.timings = f.up(HOSTS)
+        t_support = time.monotonic()
+        f.support_out = f.support_up()
+    except BaseException:
+        f.down(purge=True)
+        raise
     f.timings["support-up"] = round(time.monotonic() - t_support, 1)
     f.timings["up+support"] = round(time.monotonic() - t, 1)
     print(f"\nfleet {NAME} timings: {json.dumps(f.timings)}")
