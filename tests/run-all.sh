@@ -22,5 +22,8 @@ bash tests/support/install-packages.sh
 step "Keystone, Placement, Glance, Neutron on 127.0.0.1"
 bash tests/support/services.sh up all
 
+step "fleet cache (tests/fleet: base + ctl layers; rebuilt only when their recipe changed)"
+tests/fleet/fleet build >/dev/null
+
 step "pytest"
 exec .venv/bin/python -m pytest -p no:cacheprovider -q -ra "$@" tests

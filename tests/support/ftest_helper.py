@@ -30,7 +30,8 @@ STATE_DIR = os.environ.get("FTEST_STATE_DIR", "/var/lib/nova-formula-tests")
 CLOUDS_YAML = os.environ.get("FTEST_CLOUDS_YAML", "/etc/openstack/clouds.yaml")
 CLOUD = "nova-formula-admin"
 REGION = "RegionOne"
-KEYSTONE_URL = "http://127.0.0.1:5000/v3"
+# services.sh exports FTEST_ADVERTISE (the fleet's controller: its own address)
+KEYSTONE_URL = f"http://{os.environ.get('FTEST_ADVERTISE') or '127.0.0.1'}:5000/v3"
 MYSQL_SOCKET = "/run/mysqld/mysqld.sock"
 
 

@@ -7,6 +7,7 @@
 # re-applies the debconf preseeds (well under a second).
 #
 # Options: --force   run apt even if everything looks installed.
+# Environment: FTEST_EXTRA_PACKAGES  more packages to install with the same preseeds.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -21,6 +22,10 @@ APT_OPTS=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=600
 # Installed now.
 PACKAGES=(keystone placement-api glance-api neutron-server python3-openstackclient
           python3-pymysql crudini iptables iptables-persistent curl)
+# More to install in the same run (space-separated), e.g. the fleet's controller layer
+# adds "mariadb-server rabbitmq-server memcached" (tests/fleet/build-ctl.sh).
+read -r -a EXTRA_PACKAGES <<<"${FTEST_EXTRA_PACKAGES:-}"
+PACKAGES+=("${EXTRA_PACKAGES[@]}")
 # Downloaded only, for the formula's later install.
 NOVA_PACKAGES=(nova-common nova-api nova-conductor nova-scheduler nova-compute)
 

@@ -2,6 +2,8 @@
 # Bring up, on 127.0.0.1, the OpenStack services Nova needs but does not own, for the
 # formula's end-to-end tests: Keystone (5000), Placement (8778), Glance (9292) and a
 # Neutron API (9696), on the running MariaDB and RabbitMQ. See README.md beside it.
+# The fleet's controller (tests/fleet) runs it with FTEST_LISTEN / FTEST_ADVERTISE set
+# to its own address; unset, both are 127.0.0.1 (the all-in-one).
 #
 #   services.sh up [keystone|placement|glance|neutron|all]   (default: all)
 #   services.sh down        stop them (init scripts)
@@ -11,6 +13,12 @@
 #
 # Needs root and the packages from install-packages.sh. Secrets live in root-only
 # files under $STATE; none is ever passed on a command line.
+#
+# Environment:
+#   FTEST_LISTEN     address the APIs bind (default 127.0.0.1)
+#   FTEST_ADVERTISE  address in the Keystone endpoints, clouds.yaml and the checks
+#                    (default: FTEST_LISTEN)
+# The databases and RabbitMQ stay on this host's 127.0.0.1.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -25,7 +33,10 @@ CLOUDS_YAML=/etc/openstack/clouds.yaml
 SETUP_LOG=$STATE/setup.log
 HELPER=(/usr/bin/python3 "$HERE/ftest_helper.py")
 WAIT=${FTEST_WAIT_SECONDS:-120}
-KS=http://127.0.0.1:5000
+LISTEN=${FTEST_LISTEN:-127.0.0.1}
+ADVERTISE=${FTEST_ADVERTISE:-$LISTEN}
+export FTEST_ADVERTISE=$ADVERTISE   # ftest_helper.py: Keystone URL in clouds.yaml
+KS=http://$ADVERTISE:5000
 ALL=(keystone placement glance neutron)
 
 # Package config files this script edits; the originals are kept under $STATE/orig
@@ -97,11 +108,13 @@ service_token_roles_required = true
 EOF
 }
 
-bind_loopback() {  # bind_loopback NAME PORT INI: the init script binds to all addresses
+bind_listen() {  # bind_listen NAME PORT INI: the init script binds to all addresses
     # by default; /etc/default/NAME is read after it builds its arguments.
+    local what="loopback only"
+    [ "$LISTEN" = 127.0.0.1 ] || what="$LISTEN only"
     cat >"/etc/default/$1" <<EOF
-# Written by nova-formula tests/support/services.sh: listen on loopback only.
-DAEMON_ARGS="--http-socket 127.0.0.1:$2 --ini $3"
+# Written by nova-formula tests/support/services.sh: listen on $what.
+DAEMON_ARGS="--http-socket $LISTEN:$2 --ini $3"
 EOF
 }
 
@@ -154,7 +167,7 @@ connection = mysql+pymysql://ftest_keystone:$(pw db-keystone)@127.0.0.1/ftest_ke
 provider = fernet
 EOF
     uwsgi_tune /etc/keystone/keystone-uwsgi.ini
-    bind_loopback keystone 5000 /etc/keystone/keystone-uwsgi.ini
+    bind_listen keystone 5000 /etc/keystone/keystone-uwsgi.ini
     install -d -o keystone -g keystone -m 0700 /etc/keystone/fernet-keys /etc/keystone/credential-keys
     as_user keystone "keystone-manage db_sync"
     as_user keystone "keystone-manage fernet_setup --keystone-user keystone --keystone-group keystone"
@@ -178,7 +191,7 @@ need_keystone() {
 
 # ---------------------------------------------------------------- placement
 up_placement() {
-    local url=http://127.0.0.1:8778 logf=/var/log/placement/placement-api.log
+    local url=http://$ADVERTISE:8778 logf=/var/log/placement/placement-api.log
     resume placement placement-api "$url/" "$logf"
     [ "$RESUMED" = 0 ] || return 0
     need_keystone
@@ -193,7 +206,7 @@ auth_strategy = keystone
 $(authtoken placement)
 EOF
     uwsgi_tune /etc/placement/placement-api-uwsgi.ini
-    bind_loopback placement-api 8778 /etc/placement/placement-api-uwsgi.ini
+    bind_listen placement-api 8778 /etc/placement/placement-api-uwsgi.ini
     as_user placement "placement-manage db sync"
     start_and_wait placement-api "$url/" placement "$logf" 1
     mark_done placement
@@ -202,7 +215,7 @@ EOF
 
 # ---------------------------------------------------------------- glance
 up_glance() {
-    local url=http://127.0.0.1:9292 logf=/var/log/glance/glance-api.log
+    local url=http://$ADVERTISE:9292 logf=/var/log/glance/glance-api.log
     resume glance glance-api "$url/" "$logf"
     [ "$RESUMED" = 0 ] || return 0
     need_keystone
@@ -211,7 +224,7 @@ up_glance() {
     "${HELPER[@]}" keystone-service glance image "$url"
     ini_merge /etc/glance/glance-api.conf <<EOF
 [DEFAULT]
-bind_host = 127.0.0.1
+bind_host = $LISTEN
 bind_port = 9292
 workers = 2
 enabled_backends = fs:file
@@ -253,7 +266,7 @@ rabbit_user() {  # user + vhost ftest_neutron; the password goes to rabbitmqctl 
 warm_neutron() { "${HELPER[@]}" network-warmup; }
 
 up_neutron() {
-    local url=http://127.0.0.1:9696 logf=/var/log/neutron/neutron-api.log
+    local url=http://$ADVERTISE:9696 logf=/var/log/neutron/neutron-api.log
     local ini=/etc/neutron/neutron-api-uwsgi.ini restart=0
     # One worker: Zed's neutron answers 500 ("Port has no attribute
     # port_forwardings") to a worker's first port query when no network query
@@ -292,7 +305,7 @@ extension_drivers =
 flat_networks = *
 EOF
     uwsgi_tune "$ini" 1
-    bind_loopback neutron-server 9696 "$ini"
+    bind_listen neutron-server 9696 "$ini"
     as_user neutron "neutron-db-manage --config-file /etc/neutron/neutron.conf \
         --config-file /etc/neutron/plugins/ml2/ml2_conf.ini upgrade head"
     start_and_wait neutron-api "$url/" neutron "$logf" 1
@@ -347,8 +360,8 @@ EOF
 
 cmd_status() {
     local rc=0 line
-    for line in "keystone $KS/v3" "placement http://127.0.0.1:8778/" \
-                "glance http://127.0.0.1:9292/" "neutron http://127.0.0.1:9696/"; do
+    for line in "keystone $KS/v3" "placement http://$ADVERTISE:8778/" \
+                "glance http://$ADVERTISE:9292/" "neutron http://$ADVERTISE:9696/"; do
         set -- $line
         if answers "$2"; then echo "$1: up ($2)"; else echo "$1: down ($2)"; rc=3; fi
     done
