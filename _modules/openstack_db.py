@@ -403,6 +403,13 @@ def db_differences(name, character_set="utf8mb4", collate=None, connection=None,
 
 
 # ----------------------------------------------------------------------- users
+def _account(name, host, password, connection):
+    """The checked host pattern and password, and the server, of ``name@host``."""
+    _sql("validate_user", name)
+    return (_sql("validate_host", host), _sql("validate_password", password),
+            _server(connection))
+
+
 def _user_rows(server, name, cached):
     def read():
         rows = server.query(
@@ -438,10 +445,7 @@ def user_check(name, host, password, connection=None, cached=False):
 
         salt db1 openstack_db.user_check nova localhost password=... # lands in the job cache: prefer the state with pillar
     """
-    _sql("validate_user", name)
-    host = _sql("validate_host", host)
-    password = _sql("validate_password", password)
-    server = _server(connection)
+    host, password, server = _account(name, host, password, connection)
     row = _user_rows(server, name, cached).get(host)
     if row is None:
         return {"exists": False, "password": None, "plugin": None}
@@ -459,10 +463,7 @@ def user_create(name, host, password, connection=None):
 
         salt db1 openstack_db.user_create nova localhost password=... # lands in the job cache: prefer the state with pillar
     """
-    _sql("validate_user", name)
-    host = _sql("validate_host", host)
-    password = _sql("validate_password", password)
-    server = _server(connection)
+    host, password, server = _account(name, host, password, connection)
     server.query("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
                  (name, host, password), secrets=[password])
     _forget(server, ("user", name))
@@ -479,10 +480,7 @@ def user_set_password(name, host, password, connection=None):
 
         salt db1 openstack_db.user_set_password nova localhost password=... # lands in the job cache: prefer the state
     """
-    _sql("validate_user", name)
-    host = _sql("validate_host", host)
-    password = _sql("validate_password", password)
-    server = _server(connection)
+    host, password, server = _account(name, host, password, connection)
     server.query("ALTER USER %s@%s IDENTIFIED BY %s", (name, host, password),
                  secrets=[password])
     _forget(server, ("user", name))

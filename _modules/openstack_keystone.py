@@ -64,6 +64,29 @@ def _one(items, what):
     return items[0] if items else None
 
 
+def _patch(kind, record_id, fields, auth, cloud, secrets_=()):
+    """PATCH /<kind>s/<id> with ``fields``; (the connection, the new record)."""
+    conn = _conn(auth, cloud)
+    _, data = conn.call("PATCH", f"/{kind}s/{_q(record_id)}", {kind: dict(fields)},
+                        secrets_=secrets_)
+    return conn, data[kind]
+
+
+def _delete(kind, record_id, auth, cloud, forget=None):
+    """DELETE /<kind>s/<id> (a missing one is fine); ``forget(key, value)``
+    says which cached lookups the deletion made stale."""
+    conn = _conn(auth, cloud)
+    conn.call("DELETE", f"/{kind}s/{_q(record_id)}", ok=(204, 404))
+    if forget:
+        conn.cache = {k: v for k, v in conn.cache.items() if not forget(k, v)}
+    return True
+
+
+def _same_id(kinds, record_id):
+    """A ``forget`` for _delete: cached records of ``kinds`` with this id."""
+    return lambda key, value: key[0] in kinds and bool(value) and value.get("id") == record_id
+
+
 # --------------------------------------------------------------------------
 # domains, projects, users
 # --------------------------------------------------------------------------
@@ -150,9 +173,7 @@ def project_update(project_id, fields, auth=None, cloud=None):
 
         salt ctl1 openstack_keystone.project_update 0123abcd '{description: Services}' cloud=admin
     """
-    conn = _conn(auth, cloud)
-    _, data = conn.call("PATCH", f"/projects/{_q(project_id)}", {"project": dict(fields)})
-    rec = data["project"]
+    conn, rec = _patch("project", project_id, fields, auth, cloud)
     conn.cache[("project", rec["name"], rec["domain_id"])] = rec
     return rec
 
@@ -166,11 +187,7 @@ def project_delete(project_id, auth=None, cloud=None):
 
         salt ctl1 openstack_keystone.project_delete 0123abcd cloud=admin
     """
-    conn = _conn(auth, cloud)
-    conn.call("DELETE", f"/projects/{_q(project_id)}", ok=(204, 404))
-    conn.cache = {k: v for k, v in conn.cache.items()
-                  if not (k[0] == "project" and v and v.get("id") == project_id)}
-    return True
+    return _delete("project", project_id, auth, cloud, _same_id(("project",), project_id))
 
 
 def user_get(name, domain="Default", auth=None, cloud=None):
@@ -216,10 +233,7 @@ def user_update(user_id, fields, auth=None, cloud=None):
 
         salt ctl1 openstack_keystone.user_update 0123abcd '{enabled: true}' cloud=admin
     """
-    conn = _conn(auth, cloud)
-    _, data = conn.call("PATCH", f"/users/{_q(user_id)}", {"user": dict(fields)},
-                        secrets_=(fields.get("password"),))
-    rec = data["user"]
+    conn, rec = _patch("user", user_id, fields, auth, cloud, secrets_=(fields.get("password"),))
     conn.cache[("user", rec["name"], rec["domain_id"])] = rec
     return rec
 
@@ -233,11 +247,7 @@ def user_delete(user_id, auth=None, cloud=None):
 
         salt ctl1 openstack_keystone.user_delete 0123abcd cloud=admin
     """
-    conn = _conn(auth, cloud)
-    conn.call("DELETE", f"/users/{_q(user_id)}", ok=(204, 404))
-    conn.cache = {k: v for k, v in conn.cache.items()
-                  if not (k[0] in ("user", "user-ref") and v and v.get("id") == user_id)}
-    return True
+    return _delete("user", user_id, auth, cloud, _same_id(("user", "user-ref"), user_id))
 
 
 def user_ref(name, domain="Default", auth=None, cloud=None):
@@ -345,11 +355,7 @@ def role_delete(role_id, auth=None, cloud=None):
 
         salt ctl1 openstack_keystone.role_delete 0123abcd cloud=admin
     """
-    conn = _conn(auth, cloud)
-    conn.call("DELETE", f"/roles/{_q(role_id)}", ok=(204, 404))
-    conn.cache = {k: v for k, v in conn.cache.items()
-                  if not (k[0] == "role" and v and v.get("id") == role_id)}
-    return True
+    return _delete("role", role_id, auth, cloud, _same_id(("role",), role_id))
 
 
 def _grant_path(project_id, user_id, role_id):
@@ -450,9 +456,7 @@ def service_update(service_id, fields, auth=None, cloud=None):
 
         salt ctl1 openstack_keystone.service_update 0123abcd '{enabled: true}' cloud=admin
     """
-    conn = _conn(auth, cloud)
-    _, data = conn.call("PATCH", f"/services/{_q(service_id)}", {"service": dict(fields)})
-    rec = data["service"]
+    conn, rec = _patch("service", service_id, fields, auth, cloud)
     conn.cache = {k: v for k, v in conn.cache.items() if k[0] != "service"}
     return rec
 
@@ -466,10 +470,7 @@ def service_delete(service_id, auth=None, cloud=None):
 
         salt ctl1 openstack_keystone.service_delete 0123abcd cloud=admin
     """
-    conn = _conn(auth, cloud)
-    conn.call("DELETE", f"/services/{_q(service_id)}", ok=(204, 404))
-    conn.cache = {k: v for k, v in conn.cache.items() if k[0] != "service"}
-    return True
+    return _delete("service", service_id, auth, cloud, lambda key, _: key[0] == "service")
 
 
 def region_exists(region, auth=None, cloud=None):
@@ -508,8 +509,7 @@ def region_delete(region, auth=None, cloud=None):
 
         salt ctl1 openstack_keystone.region_delete RegionTwo cloud=admin
     """
-    _conn(auth, cloud).call("DELETE", f"/regions/{_q(region)}", ok=(204, 404))
-    return True
+    return _delete("region", region, auth, cloud)
 
 
 def endpoint_list(service_id, region=None, interface=None, auth=None, cloud=None):
@@ -559,9 +559,7 @@ def endpoint_update(endpoint_id, fields, auth=None, cloud=None):
 
         salt ctl1 openstack_keystone.endpoint_update 0123abcd '{url: http://ctl:8774/v2.1}' cloud=admin
     """
-    _, data = _conn(auth, cloud).call("PATCH", f"/endpoints/{_q(endpoint_id)}",
-                                      {"endpoint": dict(fields)})
-    return data["endpoint"]
+    return _patch("endpoint", endpoint_id, fields, auth, cloud)[1]
 
 
 def endpoint_delete(endpoint_id, auth=None, cloud=None):
@@ -573,5 +571,4 @@ def endpoint_delete(endpoint_id, auth=None, cloud=None):
 
         salt ctl1 openstack_keystone.endpoint_delete 0123abcd cloud=admin
     """
-    _conn(auth, cloud).call("DELETE", f"/endpoints/{_q(endpoint_id)}", ok=(204, 404))
-    return True
+    return _delete("endpoint", endpoint_id, auth, cloud)

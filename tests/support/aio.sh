@@ -77,9 +77,20 @@ setup_venv() {
     sum=$(sha256sum "$REPO/requirements.txt" | cut -d' ' -f1)
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
-        "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REPO/requirements.txt"
+        # a line per 20 packages (a fresh machine takes a minute or two here)
+        "$VENV/bin/pip" install --disable-pip-version-check --progress-bar off \
+            -r "$REPO/requirements.txt" 2>&1 | awk -v total="$(grep -c '==' "$REPO/requirements.txt")" '
+            /^(Collecting|Requirement already satisfied)/ { n++; if (n % 20 == 0) printf "    pip: %d/%d packages\n", n, total; fflush() }
+            /^(ERROR|error)/ { print; fflush() }' || true
+        "$VENV/bin/pip" check >/dev/null 2>&1 || "$VENV/bin/pip" install -q -r "$REPO/requirements.txt"
         echo "$sum" >"$stamp"
     fi
+}
+
+packages_progress() {  # apt's output -> a line per 25 packages set up, and the total
+    awk '/newly installed/ { total = $3 + 0; printf "    apt: %d packages to install\n", total; fflush() }
+         /^Setting up/ { n++; if (n % 25 == 0) { printf "    apt: %d/%d set up\n", n, total; fflush() } }
+         { print > logfile }' logfile="$1"
 }
 
 base_services() {  # MariaDB and RabbitMQ: the machine's, started if stopped
@@ -102,7 +113,16 @@ salt_apply() {  # salt_apply [--sls NAME] [ARGS...]: state.apply nova; JSON kept
     if [ "${1:-}" = --sls ]; then sls=$2; shift 2; fi
     install -m 0600 /dev/null "$out"
     "$VENV/bin/salt-call" --local -c "$AIO/conf" --out=json --retcode-passthrough -l quiet \
-        state.apply "$sls" "$@" >"$out" 2>"$AIO/last-apply.err" || rc=$?
+        --log-file-level=info state.apply "$sls" "$@" >"$out" 2>"$AIO/last-apply.err" &
+    local pid=$!
+    # progress on stderr: each state that took over 2 s, as it completes
+    # (Salt's info log names states, never their arguments)
+    tail -n 0 --pid="$pid" -F "$AIO/minion.log" 2>/dev/null | awk '
+        /Completed state \[.*duration_in_ms=/ {
+            name = $0; sub(/.*Completed state \[/, "", name); sub(/\] at time.*/, "", name)
+            ms = $0; sub(/.*duration_in_ms=/, "", ms); sub(/\).*/, "", ms)
+            if (ms + 0 > 2000) { printf "    %s: %.1f s\n", name, ms / 1000 > "/dev/stderr"; fflush("/dev/stderr") } }' || true
+    wait "$pid" || rc=$?
     "${HELPER[@]}" summary "$out" || { tail -n 20 "$AIO/last-apply.err" >&2; return 1; }
     [ "$rc" = 0 ] || { tail -n 20 "$AIO/last-apply.err" >&2; die "salt-call exited $rc"; }
 }
@@ -114,7 +134,7 @@ cmd_prepare() {  # phases 1-4: everything but the formula's apply
 
     phase "Debian packages (OpenStack Zed; nova-* only downloaded)"
     base_services
-    bash "$HERE/install-packages.sh" >"$STATE.install.log" 2>&1 \
+    bash "$HERE/install-packages.sh" 2>&1 | packages_progress "$STATE.install.log" \
         || { tail -n 30 "$STATE.install.log" >&2; die "install-packages.sh failed"; }
     rm -f "$STATE.install.log"
     phase_done
@@ -145,7 +165,7 @@ cmd_up() {
     echo
     echo "== Nova all-in-one is up ($(secs "$T0") s in all)"
     echo "   state.apply nova: $line"
-    printf '   %s\n' "$SUMMARY"
+    printf '%s\n' "$SUMMARY" | sed 's/^/   /'
     echo "   admin: OS_CLOUD=nova-formula-admin openstack server list"
 }
 
