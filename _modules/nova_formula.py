@@ -84,6 +84,10 @@ def fleet_targets(fleet):
     resolved = {}
     for role in ("controllers", "conductors", "computes"):
         if isinstance(fleet.get(role), str):
+            if __opts__.get("__role") != "master":
+                # only the master's minion data cache knows which minions match
+                return {"errors": [f"nova:fleet:{role}: a compound target is matched on the "
+                                   "master: run the orchestrate there (salt-run)"]}
             found = __salt__["saltutil.runner"]("cache.grains", tgt=fleet[role],
                                                 tgt_type="compound") or {}
             resolved[role] = sorted(found)

@@ -353,12 +353,23 @@ def fleet_targets(fleet, resolved):
         errors.append("nova:fleet:computes names no minion (ids, or a target that matches)")
     control = [fleet.get(r) for r in ("controllers", "conductors") if fleet.get(r)]
     computes = fleet.get("computes") or []
+    # the rest of the control plane: after the sync conductor, which runs the
+    # DB sync in its own `nova` run (config, sync and services in one run, so
+    # a config change restarts its services)
+    rest = _compound(control)
+    if rest["tgt_type"] == "list":
+        rest["tgt"] = [m for m in rest["tgt"] if m != sync]
+    elif sync:
+        rest["tgt"] = f"( {rest['tgt']} ) and not L@{sync}"
+    # the computes in batches of their own steps: a failed batch stops the
+    # rollout there (Salt's own batch mode lets the next batches run)
+    compute_ids, size = sorted(ids("computes")), int(fleet.get("batch") or 1)
     return {
         "errors": errors, "sync": sync, "database": database, "identity": identity,
-        "control": _compound(control), "computes": _compound([computes]),
-        "config": _compound(control + [computes]),
+        "control": rest, "computes": _compound([computes]),
         "everyone": _compound(control + [computes, [database, identity]]),
-        "compute_ids": sorted(ids("computes")), "batch": int(fleet.get("batch") or 1),
+        "compute_ids": compute_ids, "max_fail": int(fleet.get("max_fail") or 0),
+        "batches": [compute_ids[i:i + size] for i in range(0, len(compute_ids), size)],
     }
 
 

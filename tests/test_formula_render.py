@@ -12,6 +12,7 @@ import pytest
 
 from formula_support import (ALL_IN_ONE, drop_scratch_databases, CONTROLLER, DB_PASSWORD, GRAINS, SECRETS,
                              dumps, pillar, render)
+from harness import load_module
 
 PKG = {"RedHat": "openstack-nova-", "Debian": "nova-"}
 IPTABLES = {"RedHat": "/etc/sysconfig/iptables", "Debian": "/etc/iptables/rules.v4"}
@@ -360,22 +361,55 @@ def test_orchestrate_renders_targets_from_pillar(minion):
              "batch": 2, "database": "db1"}
     states = render(sc, pillar("zed", [], fleet=fleet), sls="nova.orch.deploy")
     order = ["nova-orch-sync-modules", "nova-orch-database", "nova-orch-identity",
-             "nova-orch-config", "nova-orch-db-sync", "nova-orch-controllers",
-             "nova-orch-computes", "nova-orch-discover"]
+             "nova-orch-sync-node", "nova-orch-controllers", "nova-orch-computes-1",
+             "nova-orch-computes-2", "nova-orch-discover"]
     assert list(states) == order
     for before, after in zip(order, order[1:]):
-        assert states[after][1]["require"] == [before]
+        assert states[after][1]["require"] == [before], (after, states[after][1]["require"])
         assert states[after][1]["failhard"] is True
+    # batches of 2, each a step: a failed one stops the rollout there
+    assert states["nova-orch-computes-1"][1]["tgt"] == ["cmp1", "cmp2"]
+    assert states["nova-orch-computes-2"][1]["tgt"] == ["cmp3"]
+    assert states["nova-orch-computes-1"][1]["allow_fail"] == 0
     assert states["nova-orch-sync-modules"][1]["name"] == "saltutil.sync_all"
     assert sorted(states["nova-orch-sync-modules"][1]["tgt"]) == [
         "cmp1", "cmp2", "cmp3", "ctl-a", "ctl-b", "db1"]
     assert states["nova-orch-database"][1]["tgt"] == "db1"
     assert states["nova-orch-identity"][1]["tgt"] == "ctl-a"
-    assert states["nova-orch-db-sync"][1]["tgt"] == "ctl-a"
-    assert states["nova-orch-db-sync"][1]["sls"] == "nova.db_sync"
-    assert states["nova-orch-computes"][1]["batch"] == 2
+    # the sync conductor's own run does the DB sync, before its services
+    assert states["nova-orch-sync-node"][1]["tgt"] == "ctl-a"
+    assert states["nova-orch-sync-node"][1]["sls"] == "nova"
+    assert states["nova-orch-controllers"][1]["tgt"] == ["ctl-b"]
     assert states["nova-orch-discover"][1]["pillar"] == {
         "nova": {"fleet": {"discover": {"expect": 3}}}}
+
+
+def test_orchestrate_gives_conductors_that_are_not_controllers_their_run(minion):
+    fleet = {"controllers": ["ctl1"], "conductors": ["cond2", "cond1"],
+             "computes": ["cmp1", "cmp2"]}
+    states = render(minion(), pillar("zed", [], fleet=fleet), sls="nova.orch.deploy")
+    assert states["nova-orch-sync-node"][1]["tgt"] == "cond1"  # first conductor by id
+    assert states["nova-orch-controllers"][1]["tgt"] == ["cond2", "ctl1"]
+    assert sorted(states["nova-orch-sync-modules"][1]["tgt"]) == [
+        "cmp1", "cmp2", "cond1", "cond2", "ctl1"]
+
+
+def test_orchestrate_targets_a_fleet_by_compound_expression(minion):
+    """500 computes need no id list: the orchestrate targets the expression,
+    and the master counts its minions for host discovery (proven on a real
+    master by the fleet tests); a minion cannot match it and says so."""
+    plan = load_module("utils", "nova_plan")
+    fleet = {"controllers": ["ctl1"], "computes": "I@nova:roles:compute and cmp*"}
+    to = plan.fleet_targets(fleet, {"computes": ["cmp1", "cmp2", "cmp3"]})
+    assert to["errors"] == [] and to["compute_ids"] == ["cmp1", "cmp2", "cmp3"]
+    assert to["batches"] == [["cmp1"], ["cmp2"], ["cmp3"]]  # the matched minions, in batches
+    assert to["computes"] == {"tgt": "( I@nova:roles:compute and cmp* )", "tgt_type": "compound"}
+    assert to["everyone"] == {"tgt": "L@ctl1 or ( I@nova:roles:compute and cmp* )",
+                              "tgt_type": "compound"}
+    assert plan.fleet_targets(fleet, {"computes": []})["errors"]  # matches nothing: said
+    states = render(minion(), pillar("zed", [], fleet=fleet), sls="nova.orch.deploy")
+    assert list(states) == ["nova-orch-fleet"]
+    assert "matched on the master" in states["nova-orch-fleet"][1]["comment"]
 
 
 def test_orchestrate_without_fleet_fails_clearly(minion):

@@ -24,9 +24,10 @@ from formula_support import SECRETS, drop_scratch_databases
 from harness import formula_roots, host_minion_opts
 
 CTL, CMP = "nova-orch-ctl", "nova-orch-cmp"
+# one controller, which is the sync conductor: no "other controllers" step
 STEPS = ["nova-orch-sync-modules", "nova-orch-database", "nova-orch-identity",
-         "nova-orch-config", "nova-orch-db-sync", "nova-orch-controllers",
-         "nova-orch-computes", "nova-orch-discover"]
+         "nova-orch-sync-node",
+         "nova-orch-computes-1", "nova-orch-discover"]
 SWITCHED_OFF = {k: False for k in ("packages", "identity", "firewall", "sysctl", "libvirt",
                               "nova_network", "db_sync", "services", "discover")}
 SOCKET = "/run/mysqld/mysqld.sock"
@@ -131,25 +132,22 @@ def test_rollout_order_and_db_sync_once(fleet):
 
     # The jobs the orchestrate sent, in the order the minions got them.
     assert [sls for sls, _ in jobs] == [
-        "nova.database", "nova.identity", "nova.config", "nova.db_sync", "nova", "nova",
-        "nova.discover"], jobs
+        "nova.database", "nova.identity", "nova", "nova", "nova.discover"], jobs
     per_step = dict(zip(STEPS[1:], (job for _, job in jobs)))
-    assert set(per_step["nova-orch-config"]) == {CTL, CMP}
-    assert set(per_step["nova-orch-controllers"]) == {CTL}
-    assert set(per_step["nova-orch-computes"]) == {CMP}
+    assert set(per_step["nova-orch-sync-node"]) == {CTL}
+    assert set(per_step["nova-orch-computes-1"]) == {CMP}
     for job in per_step.values():
         for minion, states in job.items():
             assert all(r["result"] is True for r in states.values()), (minion, states)
 
-    # The DB sync step went to the chosen conductor only; switched off by
+    # The DB sync belongs to the chosen conductor's run only; switched off by
     # nova:manage here, it is left out (named), never faked
-    assert set(per_step["nova-orch-db-sync"]) == {CTL}
     sync_ids = {"nova-api-db-sync", "nova-cell0-mapped", "nova-cell1-present", "nova-db-sync"}
     for job in per_step.values():
         for minion, states in job.items():
             assert not sync_ids & set(states), (minion, sorted(states))
             assert not [s for s in states if s.startswith("nova-service-")], sorted(states)
-    valid = per_step["nova-orch-db-sync"][CTL]["nova-pillar-valid"]["comment"]
+    valid = per_step["nova-orch-sync-node"][CTL]["nova-pillar-valid"]["comment"]
     assert "left out by nova:manage:" in valid and "db_sync" in valid and "service" in valid
     assert "nova-discover-hosts" not in per_step["nova-orch-discover"][CTL]
 
@@ -194,8 +192,8 @@ def test_rollout_order_and_db_sync_once(fleet):
 
 
 def test_failed_step_stops_the_rollout(fleet):
-    # The compute's nova.conf vanishes: the config step fails there, so the
-    # DB sync and everything after it must not run.
+    # The compute's nova.conf vanishes: the computes step fails there, so
+    # host discovery after it must not run.
     cmp_pillar = fleet["pillar_dir"] / f"{CMP}.sls"
     saved = cmp_pillar.read_text()
     data = yaml.safe_load(saved)
@@ -206,12 +204,12 @@ def test_failed_step_stops_the_rollout(fleet):
     finally:
         cmp_pillar.write_text(saved)
     assert ret.returncode != 0
-    assert steps["nova-orch-config"]["result"] is False
-    for later in STEPS[STEPS.index("nova-orch-config") + 1:]:
+    assert steps["nova-orch-computes-1"]["result"] is False
+    for later in STEPS[STEPS.index("nova-orch-computes-1") + 1:]:
         if later in steps:
             assert steps[later]["result"] is False, later
-    # the minions never got a job after the failed config step
-    assert [sls for sls, _ in jobs] == ["nova.database", "nova.identity", "nova.config"]
+    # the minions never got a job after the failed step
+    assert [sls for sls, _ in jobs] == ["nova.database", "nova.identity", "nova", "nova"]
     failed = jobs[-1][1][CMP]["nova-config-nova_conf-permissions"]
     assert failed["result"] is False and "missing.conf" in failed["comment"]
     assert jobs[-1][1][CMP]["nova-config-nova_conf"]["result"] is False

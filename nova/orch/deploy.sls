@@ -51,26 +51,20 @@ nova-orch-identity:
     - require:
       - nova-orch-database
 
-nova-orch-config:
-  salt.state:
-    - tgt: {{ to.config.tgt|json }}
-    - tgt_type: {{ to.config.tgt_type }}
-    - sls: nova.config
-    - failhard: True
-    - require:
-      - nova-orch-identity
-
-nova-orch-db-sync:
+# the sync conductor first: its `nova` run syncs the schema and maps the
+# cells after its config and before its services (a config change restarts
+# them: config and services in the same run)
+nova-orch-sync-node:
   salt.state:
     - tgt: {{ to.sync|json }}
     - tgt_type: list
-    - sls: nova.db_sync
+    - sls: nova
     - failhard: True
     - require:
-      - nova-orch-config
+      - nova-orch-identity
+{%-     if to.control.tgt %}
 
-# controllers, and conductors that are not controllers: their services,
-# after the DB sync, before any compute
+# the other controllers, and conductors that are not controllers
 nova-orch-controllers:
   salt.state:
     - tgt: {{ to.control.tgt|json }}
@@ -78,17 +72,24 @@ nova-orch-controllers:
     - sls: nova
     - failhard: True
     - require:
-      - nova-orch-db-sync
+      - nova-orch-sync-node
+{%-     endif %}
 
-nova-orch-computes:
+{%-     set after = 'nova-orch-controllers' if to.control.tgt else 'nova-orch-sync-node' %}
+{%-     for batch in to.batches %}
+
+# computes, nova:fleet:batch at a time; a failed batch stops the rollout
+# (nova:fleet:max_fail: minions of a batch that may fail without stopping it)
+nova-orch-computes-{{ loop.index }}:
   salt.state:
-    - tgt: {{ to.computes.tgt|json }}
-    - tgt_type: {{ to.computes.tgt_type }}
+    - tgt: {{ batch|json }}
+    - tgt_type: list
     - sls: nova
-    - batch: {{ to.batch }}
+    - allow_fail: {{ to.max_fail }}
     - failhard: True
     - require:
-      - nova-orch-controllers
+      - {{ after if loop.first else 'nova-orch-computes-' ~ (loop.index - 1) }}
+{%-     endfor %}
 
 # a count: minion ids need not be the host names nova-compute registers;
 # the state names the missing ones from fleet:computes
@@ -104,6 +105,6 @@ nova-orch-discover:
               expect: {{ to.compute_ids|length }}
     - failhard: True
     - require:
-      - nova-orch-computes
+      - nova-orch-computes-{{ to.batches|length }}
 {%-   endif %}
 {%- endif %}
