@@ -156,9 +156,16 @@ class NovaFleet:
                     else ret) for m, ret in data.items()}
 
     def daemon_pids(self, host):
-        """{daemon: pid} of the nova daemons running on ``host`` (pidfiles)."""
+        """{daemon: pid} of the nova daemons running on ``host`` (their
+        pidfiles; systemd's MainPID on a systemd host)."""
         out = {}
         for daemon in NOVA_DAEMONS:
+            if self.fleet.kind(host) == "systemd":
+                pid = self.fleet.run(host, ["systemctl", "show", "-p", "MainPID", "--value",
+                                            daemon]).stdout.strip()
+                if pid and pid != "0":
+                    out[daemon] = int(pid)
+                continue
             cp = self.fleet.run(host, ["cat", f"/run/nova/{daemon}.pid"])
             pid = cp.stdout.strip()
             if cp.returncode == 0 and pid and self.fleet.run(

@@ -1,0 +1,245 @@
+"""A real fleet, rolled out by the formula through a real salt-master:
+``salt-run state.orchestrate nova.orch.deploy`` on ctl (api, scheduler,
+conductor; Keystone, Placement, Glance, Neutron, MariaDB, RabbitMQ) and the
+computes cmp1 (init scripts) and cmp2 (systemd as PID 1, so Salt's
+systemd_service path is proven too), then cmp3 and a conductor host cond1
+joining later. Every Nova package, file, database, grant and Keystone record is
+made by the formula; the tests only give the pillar, the RabbitMQ user and a
+flavor, as an operator would.
+
+The tests run in order on one fleet (tests/fleet/fleet.py, name "nfroll").
+"""
+import os
+import re
+
+import pytest
+from fleet import Fleet
+from nova_fleet import CTL, NovaFleet
+
+NAME = "nfroll"
+HOSTS = ["ctl", "cmp1", "cmp2"]
+SYSTEMD = ["cmp2"]
+
+
+@pytest.fixture(scope="module")
+def nf():
+    f = Fleet(name=NAME)
+    f.down(purge=True)  # what an interrupted earlier run left
+    try:
+        f.up(HOSTS, systemd=SYSTEMD)
+        # MariaDB on loopback and ctl's address: a conductor host joins later
+        f.support_up(mariadb_bind=f"127.0.0.1,{f.address(CTL)}")
+        nova = NovaFleet(f)
+        nova.prepare()
+    except BaseException:
+        f.down(purge=True)
+        raise
+    yield nova
+    f.down(purge=True)
+
+
+def steps_ok(steps):
+    bad = {sid: s["comment"] for sid, s in steps.items() if s["result"] is not True}
+    assert not bad, bad
+
+
+def changed_minions(steps):
+    """{step: [minions it changed]} of the salt.state steps of an orchestrate."""
+    out = {}
+    for sid, step in steps.items():
+        if sid == "nova-orch-sync-modules":
+            continue  # a function step: its "changes" are the function's output
+        ret = (step.get("changes") or {}).get("ret") or {}
+        out[sid] = sorted(m for m, states in ret.items() if isinstance(states, dict) and any(
+            isinstance(r, dict) and r.get("changes") for r in states.values()))
+    return {sid: ms for sid, ms in out.items() if ms}
+
+
+def test_rollout_from_nothing(nf):
+    rc, steps, took = nf.orchestrate()
+    assert rc == 0, {k: v["comment"] for k, v in steps.items()}
+    steps_ok(steps)
+    assert [s for s in sorted(steps, key=lambda s: steps[s]["__run_num__"])] == [
+        "nova-orch-sync-modules", "nova-orch-database", "nova-orch-identity",
+        "nova-orch-sync-node", "nova-orch-computes-1", "nova-orch-computes-2",
+        "nova-orch-discover"]
+    services = nf.wait(lambda: (lambda s: s if all(
+        s.get(k, {}).get("State") == "up" for k in (
+            ("nova-conductor", "ctl"), ("nova-scheduler", "ctl"),
+            ("nova-compute", "cmp1"), ("nova-compute", "cmp2"))) else None)(
+        nf.compute_services()), "conductor, scheduler and both computes up")
+    assert services[("nova-conductor", "ctl")]["Status"] == "enabled"
+    assert nf.wait(lambda: nf.hypervisors() == ["cmp1", "cmp2"] or None,
+                   "both hypervisors listed")
+    for host in ("cmp1", "cmp2"):
+        server = nf.boot(f"first-{host}", host=host)
+        assert server["OS-EXT-SRV-ATTR:host"] == host and server["status"] == "ACTIVE"
+    nf.delete_servers("first-cmp1", "first-cmp2")
+    # cmp2 is a systemd host: Salt used systemd_service there, and it acted
+    assert nf.fleet.salt_json("cmp2", "grains.get", "init") == {"cmp2": "systemd"}
+    assert nf.fleet.run("cmp2", ["systemctl", "is-active", "nova-compute"]).stdout.strip() \
+        == "active"
+    assert nf.fleet.run("cmp2", ["systemctl", "is-enabled", "nova-compute"]).stdout.strip() \
+        == "enabled"
+
+
+def _secrets_on(nf, host, needles):
+    """Files of ``host``'s own filesystem layer (minion cache included) that
+    hold any of ``needles``."""
+    found = []
+    for root, _, files in os.walk(nf.fleet.upper_dir(host)):
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            with open(path, "rb") as fh:
+                data = fh.read()
+            found += [f"{path}: {needle!r}" for needle in needles if needle.encode() in data]
+    return found
+
+
+def test_computes_hold_no_database_url_or_admin_credential(nf):
+    admin = re.search(r"password: (\S+)", nf.fleet.clouds_yaml()).group(1)
+    conf = nf.fleet.read_file("ctl", "/etc/nova/nova.conf")
+    urls = re.findall(r"^connection = (\S+)", conf, re.M)
+    assert len(urls) == 2, "the controller's [api_database] and [database] URLs"
+    needles = [nf.passwords["db"], admin, *urls]
+    assert _secrets_on(nf, "ctl", needles)  # the search finds what is there
+    for host in ("cmp1", "cmp2"):
+        assert _secrets_on(nf, host, needles) == [], host
+
+
+def test_second_rollout_changes_and_restarts_nothing(nf):
+    before = nf.all_pids()
+    assert all(before.values()), before
+    rc, steps, _ = nf.orchestrate()
+    assert rc == 0
+    steps_ok(steps)
+    assert changed_minions(steps) == {}
+    applied = nf.apply("*")
+    changed = {m: [sid for sid, r in states.items() if r.get("changes")]
+               for m, states in applied.items()}
+    assert changed == {"ctl": [], "cmp1": [], "cmp2": []}, changed
+    assert nf.all_pids() == before
+
+
+def test_drift_on_one_compute_is_fixed_there_alone(nf):
+    nf.fleet.run("cmp1", ["sed", "-i", "s/^cpu_allocation_ratio = .*/cpu_allocation_ratio = 3.0/",
+                          "/etc/nova/nova.conf"], check=True)
+    nf.fleet.run("cmp1", ["/etc/init.d/nova-compute", "stop"], check=True)
+    before = nf.all_pids()
+    dry = nf.apply("*", test=True)
+    pending = {m: sorted(sid for sid, r in states.items() if r["result"] is None)
+               for m, states in dry.items()}
+    assert pending == {"ctl": [], "cmp2": [],
+                       "cmp1": ["nova-config-nova_conf", "nova-service-compute"]}, pending
+    fix = nf.apply("*")
+    changed = {m: sorted(sid for sid, r in states.items() if r.get("changes"))
+               for m, states in fix.items()}
+    assert changed == {"ctl": [], "cmp2": [],
+                       "cmp1": ["nova-config-nova_conf", "nova-service-compute"]}, changed
+    after = nf.all_pids()
+    assert after["ctl"] == before["ctl"] and after["cmp2"] == before["cmp2"]
+    assert after["cmp1"].get("nova-compute")
+
+
+def test_a_failed_batch_stops_the_rollout_and_names_the_host(nf):
+    """cmp1's apply fails (its nova.conf path is wrong in pillar): batch 1
+    fails naming it and batch 2 (cmp2) never runs; with max_fail: 1 the
+    rollout goes on; fixed, a rerun converges."""
+    broken = {"cmp1": {"nova": {"lookup": {"files": {"nova_conf": "/nonexistent/nova.conf"}}}}}
+    nf.fleet.run("cmp2", ["sed", "-i", "s/^cpu_allocation_ratio = .*/cpu_allocation_ratio = 3.0/",
+                          "/etc/nova/nova.conf"], check=True)  # a change cmp2 would get
+    try:
+        nf.write_pillar(per_host=broken)
+        rc, steps, _ = nf.orchestrate()
+        assert rc != 0
+        assert steps["nova-orch-computes-1"]["result"] is False
+        assert "cmp1" in steps["nova-orch-computes-1"]["comment"]
+        assert steps.get("nova-orch-computes-2", {}).get("result") is not True
+        assert "3.0" in nf.fleet.read_file("cmp2", "/etc/nova/nova.conf")  # never applied
+        nf.fleet_pillar["max_fail"] = 1
+        nf.write_pillar(per_host=broken)
+        rc, steps, _ = nf.orchestrate()
+        assert steps["nova-orch-computes-1"]["result"] is True
+        assert steps["nova-orch-computes-2"]["result"] is True
+        assert "cpu_allocation_ratio = 16.0" in nf.fleet.read_file("cmp2", "/etc/nova/nova.conf")
+    finally:
+        nf.fleet_pillar.pop("max_fail", None)
+        nf.write_pillar()
+    rc, steps, _ = nf.orchestrate()
+    assert rc == 0
+    steps_ok(steps)
+
+
+def test_a_compute_whose_minion_is_down_stops_the_rollout(nf):
+    nf.fleet.minion_stop("cmp1")
+    try:
+        rc, steps, _ = nf.orchestrate()
+        assert rc != 0
+        failed = [sid for sid, s in steps.items() if s["result"] is False]
+        assert failed, steps
+        assert any("cmp1" in steps[sid]["comment"] for sid in failed), \
+            {sid: steps[sid]["comment"] for sid in failed}
+    finally:
+        nf.fleet.minion_start("cmp1")
+        nf.fleet.wait_minions(["cmp1"])
+    rc, steps, _ = nf.orchestrate()
+    assert rc == 0
+    steps_ok(steps)
+
+
+def test_scale_out_by_compound_target_changes_only_the_new_host(nf):
+    """cmp3 joins with no id list anywhere: the top file gives every cmp*
+    the compute role, and nova:fleet:computes is the pillar-role target
+    I@nova:roles:compute, which the master matches (and counts for
+    discovery)."""
+    nf.fleet.up(["cmp3"])
+    before = nf.all_pids()
+    nf.computes = "cmp*"
+    nf.fleet_pillar["computes"] = "I@nova:roles:compute"
+    nf.write_pillar()
+    nf.sync()
+    rc, steps, _ = nf.orchestrate()
+    assert rc == 0, {k: v["comment"] for k, v in steps.items()}
+    steps_ok(steps)
+    changed = changed_minions(steps)
+    assert set(changed) == {"nova-orch-computes-3", "nova-orch-discover"}, changed
+    assert changed["nova-orch-computes-3"] == ["cmp3"]
+    assert nf.all_pids() == {**before, "cmp3": nf.daemon_pids("cmp3")}
+    server = nf.boot("scale-cmp3", host="cmp3")
+    assert server["OS-EXT-SRV-ATTR:host"] == "cmp3"
+    nf.delete_servers("scale-cmp3")
+
+
+def test_split_control_plane_conductor_host_gets_its_run(nf):
+    """A conductor that is not a controller: the orchestrate gives it its
+    `nova` run after the sync node, and its nova-conductor starts."""
+    nf.fleet.up(["cond1"])
+    nf.conductors = ["ctl", "cond1"]
+    nf.fleet_pillar["sync_conductor"] = "ctl"
+    nf.write_pillar()
+    nf.sync()
+    rc, steps, _ = nf.orchestrate()
+    assert rc == 0, {k: v["comment"] for k, v in steps.items()}
+    assert steps["nova-orch-controllers"]["result"] is True
+    assert "cond1" in steps["nova-orch-controllers"]["comment"]
+    nf.wait(lambda: nf.compute_services().get(("nova-conductor", "cond1"), {}).get("State")
+            == "up" or None, "nova-conductor on cond1 up")
+    assert nf.daemon_pids("cond1") == {"nova-conductor": nf.daemon_pids("cond1")["nova-conductor"]}
+
+
+def test_systemd_compute_comes_back_after_a_reboot(nf):
+    """cmp2 boots again (systemd as PID 1): nova-compute starts (enabled by
+    the formula) and the firewall rules the formula saved are restored."""
+    rules = nf.fleet.run("cmp2", ["iptables", "-S", "INPUT"]).stdout
+    assert "--dports 5900:5999" in rules
+    nf.fleet.down(["cmp2"])
+    nf.fleet.up(["cmp2"], systemd=["cmp2"])
+    assert "--dports 5900:5999" in nf.fleet.run("cmp2", ["iptables", "-S", "INPUT"]).stdout
+    nf.wait(lambda: nf.fleet.run("cmp2", ["systemctl", "is-active", "nova-compute"]).stdout
+            .strip() == "active" or None, "nova-compute active after the boot")
+    nf.wait(lambda: nf.compute_services().get(("nova-compute", "cmp2"), {}).get("State")
+            == "up" or None, "nova-compute on cmp2 up")
+    applied = nf.apply("cmp2")
+    assert not [sid for sid, r in applied["cmp2"].items() if r.get("changes")]
