@@ -14,7 +14,8 @@ decision lives here or in the utilities it uses:
 """
 import ipaddress
 import os
-from urllib.parse import urlsplit
+
+import salt.utils.systemd
 
 __virtualname__ = "nova_formula"
 
@@ -25,8 +26,8 @@ CONCERNS = ("database", "identity", "packages", "config", "firewall", "nova_netw
 MANAGED_BY = {"service": "services"}
 SERVICE_ORDER = ("messagebus", "libvirt", "api", "scheduler", "conductor", "compute")
 NOVA_SERVICES = ("api", "scheduler", "conductor", "compute")
-V3_URLS = ("identity:auth_url", "placement:auth_url", "network:neutron:auth_url")
-DB_NAME_MAX = 64  # MySQL identifier limit
+
+
 def __virtual__():
     if "nova_schema.check" not in __utils__:
         return (False, "nova_formula: the formula's _utils are not loaded (run saltutil.sync_all)")
@@ -44,7 +45,8 @@ def _rules():
             "db_connection_keys": _u("openstack_sql.connection_keys"),
             "auth_keys": _u("openstack_session.auth_keys"),
             "ini_name": _u("openstack_inifile.check_name"),
-            "ini_values": _u("openstack_inifile.wanted_values")}
+            "ini_values": _u("openstack_inifile.wanted_values"),
+            "cell0_name": _u("nova_dialects.cell0_name")}
 
 
 def _minion_id():
@@ -108,56 +110,6 @@ def _placement(nova, me):
 
 # ---------------------------------------------------------------- validation
 
-def _across_keys(nova, roles, where, me):
-    """The rules that tie keys together (release, roles, placement)."""
-    get = _u("nova_schema.get")
-    errors = []
-    if nova["dialect"] == "current":
-        name = nova["database"]["name"]
-        spare = len(_u("nova_dialects.cell0_name")(name)) - len(name)
-        if len(name) + spare > DB_NAME_MAX:
-            errors.append(f"nova:database:name: at most {DB_NAME_MAX - spare} characters, so that "
-                          f"its cell0 database ({_u('nova_dialects.cell0_name')('<name>')}) fits "
-                          f"MySQL's {DB_NAME_MAX}, got {len(name)}")
-        for key in V3_URLS:
-            if urlsplit(get(nova, key)).path.rstrip("/").endswith("/v2.0"):
-                errors.append(f"nova:{key}: Identity v2.0 was removed from Keystone; release "
-                              f"{nova['release']} needs the v3 (or unversioned) URL")
-        if errors:
-            return errors
-    # Which secrets this minion needs depends on what it runs.
-    neutron = nova["network"]["type"] == "neutron"
-    needs = [
-        ("database:password", "the database connection or the database minion",
-         roles & set(nova["lookup"]["db_roles"]) or where["database"]),
-        ("messaging:password", "every Nova service (RabbitMQ)", roles),
-        ("identity:password", "the Keystone service user", roles or where["identity"]),
-        ("placement:password", "[placement] on current releases",
-         roles and nova["dialect"] == "current"),
-        ("network:neutron:password", "[neutron] with OpenStack Networking", roles and neutron),
-        ("network:neutron:metadata_secret", "the metadata proxy on API nodes",
-         "api" in roles and neutron and nova["network"]["neutron"]["metadata_proxy"]),
-    ]
-    for key, why, needed in needs:
-        if needed and get(nova, key) is None:
-            errors.append(f"nova:{key}: required for {why} on this minion "
-                          f"(roles: {', '.join(sorted(roles)) or 'none'}) but not set")
-    if "api" in roles and nova["api"]["ssl"]["enabled"]:
-        errors += [f"nova:api:ssl:{key}: required when nova:api:ssl:enabled is true"
-                   for key in ("cert_file", "key_file") if not nova["api"]["ssl"][key]]
-    if nova["dialect"] == "current" and nova["network"]["type"] == "nova-network":
-        errors.append(f"nova:network:type: nova-network was removed from Nova; "
-                      f"release {nova['release']} needs neutron")
-    conductors = nova["fleet"]["conductors"] or nova["fleet"]["controllers"]
-    if isinstance(conductors, str) and not nova["fleet"]["sync_conductor"]:
-        errors.append(f"nova:fleet:sync_conductor: required when the conductors are a target "
-                      f"({conductors!r}): name the one conductor that runs the DB sync")
-    if where["sync_conductor"] == me and "conductor" not in roles:
-        errors.append(f"nova:fleet:sync_conductor: names this minion ({me}) "
-                      "but nova:roles has no conductor")
-    return errors
-
-
 def validate(nova, raw=None, releases=None):
     """Problems of the merged map ``nova`` (and of the raw pillar ``raw``:
     unknown keys) as "nova:<key>: <problem>" messages; empty when valid.
@@ -172,7 +124,8 @@ def validate(nova, raw=None, releases=None):
     if errors:
         return errors
     me = _minion_id()
-    return _across_keys(nova, set(nova["roles"]), _placement(nova, me), me)
+    return _u("nova_schema.across_keys")(nova, set(nova["roles"]), _placement(nova, me), me,
+                                         _rules())
 
 
 def schema():
@@ -222,6 +175,37 @@ def _concerns(nova, roles, where, driver):
         "discover": where["db_sync"] and nova["dialect"] == "current",
     }
     return [c for c in CONCERNS if wanted[c]], libvirt
+
+
+def map_cached(raw, tplroot="nova"):
+    """The merged map (with its plan) an earlier SLS of this run built from
+    the same pillar, or None: map.jinja then merges and plans once per run,
+    not once per SLS file (each import costs three file fetches).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call nova_formula.map_cached "$(salt-call --out=json pillar.get nova)"
+    """
+    return __context__.get(_map_key(raw, tplroot))
+
+
+def map_cache(raw, tplroot, nova):
+    """Keep map.jinja's merged map (with its plan) for the rest of the run.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call nova_formula.map_cache '{}' nova '{}'
+    """
+    __context__[_map_key(raw, tplroot)] = nova
+    return True
+
+
+def _map_key(raw, tplroot):
+    return "nova_formula.map." + _u("nova_plan.digest")(raw, tplroot, __grains__.get("os_family"))
 
 
 def plan(nova, raw=None, releases=None, tplroot="nova"):
@@ -287,8 +271,11 @@ def _refused(header, errors):
 
 
 def _host_problems(concerns):
-    """What on this host keeps the formula from doing its job."""
-    if "service" in concerns and "service.offline" in __salt__ and __salt__["service.offline"]():
+    """What on this host keeps the formula from doing its job. Asked of
+    salt.utils.systemd, not of ``__salt__``: looking up a function the
+    service module lacks makes Salt's loader try every module (~0.6 s)."""
+    if ("service" in concerns and "systemd_service" not in __opts__.get("disable_modules", ())
+            and salt.utils.systemd.offline(__context__)):
         return ["Salt's service module cannot act here: systemctl is installed but systemd is "
                 "not running as PID 1 (a container or chroot), so every service state would "
                 "succeed without doing anything. Set `disable_modules: [systemd_service]` in "

@@ -147,6 +147,8 @@ NO_SLASH = ("messaging:user", "messaging:password")
 ASCII_ONLY = ("database:password",)
 # Types whose values never reach an INI file as they are.
 NOT_INI = ("config", "map", "dbadmin", "ksadmin")
+V3_URLS = ("identity:auth_url", "placement:auth_url", "network:neutron:auth_url")
+DB_NAME_MAX = 64  # MySQL identifier limit
 
 
 def get(data, path):
@@ -480,3 +482,54 @@ def files():
 def reference():
     """[(key, type, description)] in schema order, for the generated docs."""
     return [(f"nova:{k}", kind, doc) for k, (kind, doc) in SCHEMA.items()]
+
+
+def across_keys(nova, roles, where, me, rules):
+    """The rules that tie keys together (release, roles, placement):
+    ``roles`` this minion's, ``where`` its one-off jobs, ``rules`` the
+    engines' and dialects' functions (nova_formula passes them in)."""
+    errors = []
+    if nova["dialect"] == "current":
+        name = nova["database"]["name"]
+        spare = len(rules["cell0_name"](name)) - len(name)
+        if len(name) + spare > DB_NAME_MAX:
+            errors.append(f"nova:database:name: at most {DB_NAME_MAX - spare} characters, so that "
+                          f"its cell0 database ({rules['cell0_name']('<name>')}) fits "
+                          f"MySQL's {DB_NAME_MAX}, got {len(name)}")
+        for key in V3_URLS:
+            if urlsplit(get(nova, key)).path.rstrip("/").endswith("/v2.0"):
+                errors.append(f"nova:{key}: Identity v2.0 was removed from Keystone; release "
+                              f"{nova['release']} needs the v3 (or unversioned) URL")
+        if errors:
+            return errors
+    # Which secrets this minion needs depends on what it runs.
+    neutron = nova["network"]["type"] == "neutron"
+    needs = [
+        ("database:password", "the database connection or the database minion",
+         roles & set(nova["lookup"]["db_roles"]) or where["database"]),
+        ("messaging:password", "every Nova service (RabbitMQ)", roles),
+        ("identity:password", "the Keystone service user", roles or where["identity"]),
+        ("placement:password", "[placement] on current releases",
+         roles and nova["dialect"] == "current"),
+        ("network:neutron:password", "[neutron] with OpenStack Networking", roles and neutron),
+        ("network:neutron:metadata_secret", "the metadata proxy on API nodes",
+         "api" in roles and neutron and nova["network"]["neutron"]["metadata_proxy"]),
+    ]
+    for key, why, needed in needs:
+        if needed and get(nova, key) is None:
+            errors.append(f"nova:{key}: required for {why} on this minion "
+                          f"(roles: {', '.join(sorted(roles)) or 'none'}) but not set")
+    if "api" in roles and nova["api"]["ssl"]["enabled"]:
+        errors += [f"nova:api:ssl:{key}: required when nova:api:ssl:enabled is true"
+                   for key in ("cert_file", "key_file") if not nova["api"]["ssl"][key]]
+    if nova["dialect"] == "current" and nova["network"]["type"] == "nova-network":
+        errors.append(f"nova:network:type: nova-network was removed from Nova; "
+                      f"release {nova['release']} needs neutron")
+    conductors = nova["fleet"]["conductors"] or nova["fleet"]["controllers"]
+    if isinstance(conductors, str) and not nova["fleet"]["sync_conductor"]:
+        errors.append(f"nova:fleet:sync_conductor: required when the conductors are a target "
+                      f"({conductors!r}): name the one conductor that runs the DB sync")
+    if where["sync_conductor"] == me and "conductor" not in roles:
+        errors.append(f"nova:fleet:sync_conductor: names this minion ({me}) "
+                      "but nova:roles has no conductor")
+    return errors
