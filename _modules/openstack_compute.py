@@ -725,7 +725,8 @@ def aggregate_create(name, availability_zone=None, auth=None, cloud=None):
 
 
 def aggregate_set_zone(aggregate_id, availability_zone, auth=None, cloud=None):
-    """Set the aggregate's availability zone (None: none).
+    """Set the aggregate's availability zone (Nova 26.x refuses an empty one:
+    a zone cannot be taken away, only the aggregate deleted).
 
     CLI Example:
 

@@ -31,6 +31,28 @@ class _Invalid(Exception):
     """Bad input or a refusal: reported as a failed state, as it is."""
 
 
+class _Done(Exception):
+    """A write failed after others were made: the failure, and what was done."""
+
+    def __init__(self, cause, done):
+        super().__init__(str(cause))
+        self.cause, self.done = cause, done
+
+
+def _writes(*steps):
+    """Run the ``(what, fun)`` steps in order; a failure after some of them
+    raises _Done naming those, so the state reports what it did change."""
+    done = []
+    for what, fun in steps:
+        try:
+            fun()
+        except Exception as exc:
+            if done:
+                raise _Done(exc, done) from None
+            raise
+        done.append(what)
+
+
 def _nc(fun, *args, **kwargs):
     return __salt__[f"openstack_compute.{fun}"](*args, **kwargs)
 
@@ -44,6 +66,9 @@ def _run(name, body):
     ret = __utils__["openstack_state.new_ret"](name)
     try:
         body(ret)
+    except _Done as exc:
+        __utils__["openstack_state.failed"](ret, exc.cause, invalid=(_Invalid,))
+        ret["changes"] = {"done before the failure": exc.done}
     except Exception as exc:  # noqa: BLE001 - a failed state, masked, no traceback
         __utils__["openstack_state.failed"](ret, exc, invalid=(_Invalid,), test=_test(),
                                             running=globals().get("__running__"))
@@ -179,16 +204,24 @@ def host_drained(name, host=None, reason=None, timeout=1800, poll_interval=5,
                        else f"{what} cannot be drained")
             ret["comment"] += f" ({'; '.join(notes)})" if notes else ""
             return
+        steps = []
         if "service" in changes:
-            _nc("service_disable", hst, why, **ka)
+            steps.append((f"disabled nova-compute ({why})",
+                          lambda: _nc("service_disable", hst, why, **ka)))
             ret["changes"]["service"] = changes["service"]
         if plan["live"] or plan["cold"] or plan["confirm"] or plan["busy"]:
-            _drain(ret, hst, what, ka, timeout, poll_interval, cold_migration)
-        elif plan["stuck"]:
-            ret.update(result=False, comment=f"{what} is not drained: {len(plan['stuck'])} "
-                       f"instance(s) cannot be moved: {_pairs(plan['stuck'])}")
+            steps.append(("drain", lambda: _drain(ret, hst, what, ka, timeout, poll_interval,
+                                                  cold_migration)))
+            _writes(*steps)
         else:
-            ret["comment"] = f"{what} drained: no instance on it, nova-compute disabled ({why})"
+            _writes(*steps)
+            if plan["stuck"]:
+                ret.update(result=False, comment=f"{what} is not drained: "
+                           f"{len(plan['stuck'])} instance(s) cannot be moved: "
+                           f"{_pairs(plan['stuck'])}")
+            else:
+                ret["comment"] = (f"{what} drained: no instance on it, nova-compute "
+                                  f"disabled ({why})")
     return _run(name, body)
 
 
@@ -260,12 +293,15 @@ def host_decommissioned(name, host=None, require_down=True, auth=None, cloud=Non
             changes["aggregates"] = {"old": in_aggregates, "new": []}
 
         def act():
-            _nc("service_delete", hst, **ka)
             removed, in_use = [], {}
-            for node in nodes:
-                leftover = _nc("provider_tree_delete", node["id"], **ka)
-                removed += leftover["removed"]
-                in_use.update(leftover["in_use"])
+
+            def leftovers():
+                for node in nodes:
+                    leftover = _nc("provider_tree_delete", node["id"], **ka)
+                    removed.extend(leftover["removed"])
+                    in_use.update(leftover["in_use"])
+            _writes(("deleted the nova-compute service", lambda: _nc("service_delete", hst, **ka)),
+                    ("checked Placement", leftovers))
             if removed:
                 ret["changes"]["placement providers removed"] = removed
             if in_use:
@@ -309,6 +345,11 @@ def _aggregate_changes(agg, availability_zone, hosts, wanted_meta):
     """The changes of an aggregate (None: to create); (changes, add, remove, meta)."""
     current = agg or {"availability_zone": None, "hosts": [], "metadata": {}}
     changes = {} if agg else {"aggregate": {"old": None, "new": None}}
+    if availability_zone == "" and current["availability_zone"]:
+        raise _Invalid(f"aggregate '{agg['name']}' is in availability zone "
+                       f"'{current['availability_zone']}', and Nova 26.x refuses to take a zone "
+                       "away (an empty one): remove the aggregate (aggregate_absent) and "
+                       "create it again")
     if availability_zone is not None and current["availability_zone"] != (availability_zone or None):
         changes["availability_zone"] = {"old": current["availability_zone"],
                                         "new": availability_zone or None}
@@ -331,7 +372,8 @@ def _aggregate_changes(agg, availability_zone, hosts, wanted_meta):
 def aggregate_present(name, availability_zone=None, hosts=None, metadata=None,
                       auth=None, cloud=None):
     """The host aggregate ``name``. Each argument left out (None) is left
-    alone; given, it is the whole truth: ``availability_zone`` ('' for none),
+    alone; given, it is the whole truth: ``availability_zone`` ('' for none:
+    Nova 26.x cannot take a zone away, so that fails on an aggregate in one),
     ``hosts`` (hosts not listed are removed from the aggregate; each must have
     a nova-compute service), ``metadata`` (keys not listed are removed, the
     zone's own key aside; values are stored as strings, booleans as
@@ -354,16 +396,23 @@ def aggregate_present(name, availability_zone=None, hosts=None, metadata=None,
         ret["comment"] = f"{what} is in the correct state"
 
         def act():
-            agg_id = agg["id"] if agg else _nc("aggregate_create", name, availability_zone or None,
-                                               **ka)["id"]
-            for hst in remove:
-                _nc("aggregate_remove_host", agg_id, hst, **ka)
+            ref = {"id": agg["id"] if agg else None}
+            steps = []
+            if agg is None:
+                steps.append(("created", lambda: ref.update(id=_nc(
+                    "aggregate_create", name, availability_zone or None, **ka)["id"])))
+            steps += [(f"removed host {h}", lambda h=h: _nc("aggregate_remove_host", ref["id"],
+                                                             h, **ka)) for h in remove]
             if agg and "availability_zone" in changes:
-                _nc("aggregate_set_zone", agg_id, availability_zone or None, **ka)
-            for hst in add:
-                _nc("aggregate_add_host", agg_id, hst, **ka)
+                steps.append((f"set availability zone {availability_zone}",
+                              lambda: _nc("aggregate_set_zone", ref["id"], availability_zone,
+                                          **ka)))
+            steps += [(f"added host {h}", lambda h=h: _nc("aggregate_add_host", ref["id"], h,
+                                                           **ka)) for h in add]
             if meta:
-                _nc("aggregate_set_metadata", agg_id, meta, **ka)
+                steps.append(("set metadata",
+                              lambda: _nc("aggregate_set_metadata", ref["id"], meta, **ka)))
+            _writes(*steps)
 
         _change(ret, changes, what, "created" if agg is None else "updated", act)
     return _run(name, body)
@@ -384,9 +433,9 @@ def aggregate_absent(name, auth=None, cloud=None):
             changes["hosts"] = {"old": agg["hosts"], "new": []}
 
         def act():
-            for hst in agg["hosts"]:
-                _nc("aggregate_remove_host", agg["id"], hst, **ka)
-            _nc("aggregate_delete", agg["id"], **ka)
+            _writes(*[(f"removed host {h}", lambda h=h: _nc("aggregate_remove_host", agg["id"],
+                                                             h, **ka)) for h in agg["hosts"]],
+                    ("deleted", lambda: _nc("aggregate_delete", agg["id"], **ka)))
 
         _change(ret, changes, what, "deleted", act)
     return _run(name, body)

@@ -48,6 +48,7 @@ class Cloud:
         self.nova_drops_provider_delete = False  # nova-api only logs a failed delete
         self.hang_seconds = 0  # every compute request sleeps this long
         self.echo_password = False  # errors quote the admin password (masking test)
+        self.placement_down = False  # Placement answers 503
         self.on_migrations_get = None
 
     # ---- set-up helpers --------------------------------------------------
@@ -113,6 +114,9 @@ class Cloud:
             with self.lock:
                 return self.compute(method, parts[2:], query, body, mv)
         if api == "placement":
+            if self.placement_down:
+                return 503, {"errors": [{"status": 503, "title": "Service Unavailable",
+                                         "detail": "placement is down"}]}, {}
             if not version.startswith("placement ") or _mv(mv) < (1, 14):
                 return 400, {"errors": [{"status": 400, "title": "Bad Request",
                                          "detail": "in_tree needs 1.14"}]}, {}
@@ -346,18 +350,26 @@ class Cloud:
                 return self.nova_err(400, "Cannot delete aggregate: it has hosts")
             del self.aggregates[agg["id"]]
             return 200, None, {}
-        if method == "PUT":
-            zone = body["aggregate"]["availability_zone"]
-            agg["metadata"].pop("availability_zone", None)
-            if zone:
-                agg["metadata"]["availability_zone"] = zone
-            return 200, {"aggregate": self.agg_view(agg)}, {}
         (action, args), = body.items()
+        zone = args if method == "PUT" else args["metadata"] if action == "set_metadata" else None
+        if zone and "availability_zone" in zone and not zone["availability_zone"]:
+            return self.nova_err(400, f"Cannot update aggregate {agg['id']}. Reason: Aggregate "
+                                      f"{agg['name']} does not support empty named "
+                                      "availability zone.")
+        if method == "PUT":
+            agg["metadata"]["availability_zone"] = zone["availability_zone"]
+            return 200, {"aggregate": self.agg_view(agg)}, {}
         if action == "add_host":
             if not any(s["host"] == args["host"] for s in self.services.values()):
                 return self.nova_err(404, f"Compute host {args['host']} could not be found.")
             if args["host"] in agg["hosts"]:
                 return self.nova_err(409, "already there")
+            zones = [a["metadata"].get("availability_zone") for a in self.aggregates.values()
+                     if args["host"] in a["hosts"] and a["metadata"].get("availability_zone")]
+            mine = agg["metadata"].get("availability_zone")
+            if mine and any(z != mine for z in zones):
+                return self.nova_err(409, "Cannot add host to aggregate. Reason: One or more "
+                                          f"hosts already in availability zone(s) {zones}.")
             agg["hosts"].append(args["host"])
         elif action == "remove_host":
             if args["host"] not in agg["hosts"]:

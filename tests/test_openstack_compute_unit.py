@@ -429,6 +429,18 @@ def test_decommission_names_consumers_of_a_provider_in_use(env, cloud):
     assert sid not in cloud.services
 
 
+def test_decommission_reports_the_delete_when_placement_fails_after_it(env, cloud):
+    sid, node = cloud.add_compute("cmp3", state="down")
+    cloud.placement_down = True
+    ret = env.host_decommissioned("cmp3")
+    assert ret["result"] is False
+    assert ret["changes"] == {"done before the failure": ["deleted the nova-compute service"]}
+    assert ret["comment"].startswith("Placement at http://127.0.0.1:")
+    assert ret["comment"].endswith("answered GET /resource_providers with HTTP 503: "
+                                   "placement is down")
+    assert sid not in cloud.services
+
+
 def test_decommission_refused_by_nova_is_reported(env, cloud):
     sid, _ = cloud.add_compute("cmp3", state="down")
     other = cloud.add_server("elsewhere", "cmp2")
@@ -497,12 +509,39 @@ def test_aggregate_arguments_left_out_are_left_alone(env, cloud):
     env.aggregate_present("fast", availability_zone="az1", hosts=["cmp1"], metadata={"a": "1"})
     env.new_run()
     assert env.aggregate_present("fast")["changes"] == {}
-    ret = env.aggregate_present("fast", availability_zone="")  # '' means no zone
-    assert ret["changes"] == {"availability_zone": {"old": "az1", "new": None}}
-    assert cloud.aggregates[1]["metadata"] == {"a": "1"} and cloud.aggregates[1]["hosts"] == ["cmp1"]
-    env.new_run()
     assert env.aggregate_present("fast", hosts=[], metadata={})["changes"] == {
         "hosts": {"old": ["cmp1"], "new": []}, "metadata": {"old": {"a": "1"}, "new": {"a": None}}}
+    assert cloud.aggregates[1]["metadata"] == {"availability_zone": "az1"}
+
+
+def test_aggregate_zone_cannot_be_taken_away(env, cloud):
+    """Nova 26.x refuses an empty zone (PUT and set_metadata alike): '' asserts
+    "no zone", and fails before any write on an aggregate that has one."""
+    assert env.aggregate_present("plain", availability_zone="")["result"] is True
+    env.aggregate_present("fast", availability_zone="az1", hosts=["cmp1"])
+    env.new_run()
+    for test in (True, False):
+        ret = env.aggregate_present("fast", availability_zone="", hosts=[], test=test)
+        assert ret["result"] is False and ret["changes"] == {}
+        assert ret["comment"] == ("aggregate 'fast' is in availability zone 'az1', and Nova "
+                                  "26.x refuses to take a zone away (an empty one): remove the "
+                                  "aggregate (aggregate_absent) and create it again")
+    assert not cloud.writes()
+    with pytest.raises(Exception, match="does not support empty named availability zone"):
+        env.mod.aggregate_set_zone(1, None)
+
+
+def test_aggregate_partial_failure_reports_what_was_done(env, cloud):
+    env.aggregate_present("a", availability_zone="az1", hosts=["cmp1"])
+    env.aggregate_present("b", availability_zone="az2", hosts=["cmp2"], metadata={"k": "v"})
+    env.new_run()
+    ret = env.aggregate_present("b", hosts=["cmp1"], metadata={})
+    assert ret["result"] is False
+    assert ret["changes"] == {"done before the failure": ["removed host cmp2"]}
+    assert ret["comment"].endswith("answered POST /os-aggregates/2/action with HTTP 409: Cannot "
+                                   "add host to aggregate. Reason: One or more hosts already in "
+                                   "availability zone(s) ['az1'].")
+    assert cloud.aggregates[2]["hosts"] == [] and cloud.aggregates[2]["metadata"]["k"] == "v"
 
 
 def test_aggregate_unknown_host_fails_before_any_write(env, cloud):
