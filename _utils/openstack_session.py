@@ -232,6 +232,10 @@ class _Conn:
     def _count(self, response, *args, **kwargs):
         self.requests += 1
 
+    def clean(self, text):
+        """``text`` (an API's answer, returned as data) with the admin password masked."""
+        return self.mask(text, self._secrets)
+
     def _error(self, exc, what, service="identity"):
         name = _SERVICES[service][0]
         url = self.endpoints.get(service, self.url)
