@@ -66,6 +66,10 @@ _CLOUD_KEYS = ("region_name", "cacert", "insecure", "interface",
 # Every request is bounded: a Keystone, Nova or Placement that accepts the
 # connection and never answers must not hang a salt run.
 REQUEST_TIMEOUT = 60
+# A pooled connection the server closed meanwhile (nova-api under uwsgi does,
+# seen on the dev fleet) fails with a reset: reads are sent again, at most
+# twice (0.5 s, 1 s apart); a write never, it may have been done.
+READ_RETRIES = 2
 
 # How each API is named in errors and in the debug log (the log keeps the
 # identity engine's "openstack_keystone: METHOD path -> status" lines).
@@ -303,7 +307,8 @@ class _Conn:
         try:
             resp = self.session.request(
                 self.endpoint(service) + path, method, json=body, params=params,
-                headers=headers, raise_exc=False, authenticated=authenticated, logger=_QUIET)
+                headers=headers, raise_exc=False, authenticated=authenticated, logger=_QUIET,
+                connect_retries=READ_RETRIES if method in ("GET", "HEAD") else 0)
         except ks_exc.ClientException as exc:
             raise CommandExecutionError(
                 self.mask(self._error(exc, what, service), secrets_)) from None

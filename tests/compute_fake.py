@@ -49,6 +49,7 @@ class Cloud:
         self.hang_seconds = 0  # every compute request sleeps this long
         self.echo_password = False  # errors quote the admin password (masking test)
         self.placement_down = False  # Placement answers 503
+        self.drop = set()  # (method, route) whose next request gets its connection closed
         self.on_migrations_get = None
 
     # ---- set-up helpers --------------------------------------------------
@@ -435,6 +436,12 @@ def serve(cloud):
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
+            route = (self.command, self.path.split("?")[0].rsplit("/", 1)[-1])
+            if route in cloud.drop:  # a reset, as from a server that closed the connection
+                cloud.drop.discard(route)
+                cloud.log.append((self.command, "dropped", self.path, {}, None))
+                self.close_connection = True
+                return
             status, data, headers = cloud.handle(self.command, self.path, self.headers, body)
             out = json.dumps(data).encode() if data is not None else b""
             self.send_response(status)

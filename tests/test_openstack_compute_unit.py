@@ -667,6 +667,17 @@ def test_each_request_is_bounded_in_time(env, cloud):
                                      "(GET /os-services): ConnectTimeout")
 
 
+def test_a_dropped_read_is_sent_again_a_dropped_write_is_not(env, cloud):
+    cloud.drop = {("GET", "os-services"), ("PUT", service(cloud, "cmp1")["id"])}
+    ret = env.service_disabled("cmp1")
+    assert ret["result"] is False
+    assert ret["comment"].startswith(f"cannot reach Nova at {cloud.base}/compute/v2.1 (PUT "
+                                     "/os-services/")
+    assert [m for m, api, _, _, _ in cloud.log if api == "dropped"] == ["GET", "PUT"]
+    assert paths(cloud, "GET").count(("GET", "/compute/v2.1/os-services")) == 1  # the retry
+    assert service(cloud, "cmp1")["status"] == "enabled"
+
+
 class _Collect(logging.Handler):
     def __init__(self):
         super().__init__(logging.DEBUG)
