@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import secrets
+import time
 
 import yaml
 
@@ -68,7 +69,8 @@ _CLOUD_KEYS = ("region_name", "cacert", "insecure", "interface",
 REQUEST_TIMEOUT = 60
 # A pooled connection the server closed meanwhile (nova-api under uwsgi does,
 # seen on the dev fleet) fails with a reset: reads are sent again, at most
-# twice (0.5 s, 1 s apart); a write never, it may have been done.
+# twice (0.5 s, then 1 s later); a write never (it may have been done), and a
+# timed-out request neither (REQUEST_TIMEOUT is its bound).
 READ_RETRIES = 2
 
 # How each API is named in errors and in the debug log (the log keeps the
@@ -304,14 +306,21 @@ class _Conn:
             headers["OpenStack-API-Version"] = f"{service} {microversion}"
             if service == "compute":  # the header older Nova API code reads
                 headers["X-OpenStack-Nova-API-Version"] = microversion
-        try:
-            resp = self.session.request(
-                self.endpoint(service) + path, method, json=body, params=params,
-                headers=headers, raise_exc=False, authenticated=authenticated, logger=_QUIET,
-                connect_retries=READ_RETRIES if method in ("GET", "HEAD") else 0)
-        except ks_exc.ClientException as exc:
-            raise CommandExecutionError(
-                self.mask(self._error(exc, what, service), secrets_)) from None
+        retries = READ_RETRIES if method in ("GET", "HEAD") else 0
+        for attempt in range(retries + 1):
+            try:
+                resp = self.session.request(
+                    self.endpoint(service) + path, method, json=body, params=params,
+                    headers=headers, raise_exc=False, authenticated=authenticated,
+                    logger=_QUIET)
+                break
+            except ks_exc.ClientException as exc:
+                # A reset or refused connection, not a timeout: that one is bound already.
+                if attempt < retries and isinstance(exc, ks_exc.ConnectFailure):
+                    time.sleep(0.5 * (attempt + 1))
+                    continue
+                raise CommandExecutionError(
+                    self.mask(self._error(exc, what, service), secrets_)) from None
         log.debug("%s: %s %s -> %s", log_name, method, path, resp.status_code)
         try:
             data = resp.json() if resp.content else None
