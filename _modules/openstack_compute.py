@@ -31,15 +31,12 @@ Every loop is bounded in requests and time: pages of a list (``MAX_PAGES``),
 polls of a drain (``timeout`` / ``poll_interval``), and each request (60 s).
 Nothing returned, raised or logged holds a password or a token.
 """
-import logging
 import time
 import urllib.parse
 
 from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "openstack_compute"
-
-log = logging.getLogger(__name__)
 
 MV_SERVICES = "2.53"
 MV_SERVERS = "2.25"
@@ -49,6 +46,9 @@ MV_HYPERVISORS = "2.53"
 MV_PLACEMENT = "1.14"
 
 MAX_PAGES = 50
+# Keys of the run's lookup cache, which the identity engine shares (its keys
+# are tuples that start with a Keystone record kind).
+_SERVICES, _AGGREGATES = ("nova", "services"), ("nova", "aggregates")
 # Nova's check_instance_state: live_migrate takes vm_state active or paused,
 # migrate (a resize to the same flavor) active or stopped; both need no task.
 LIVE_STATUSES = ("ACTIVE", "PAUSED")
@@ -127,12 +127,12 @@ def compute_services(auth=None, cloud=None):
         salt ctl1 openstack_compute.compute_services cloud=admin
     """
     conn = _conn(auth, cloud)
-    if "services" not in conn.cache:
+    if _SERVICES not in conn.cache:
         _, data = _nova(conn, "GET", "/os-services", MV_SERVICES,
                         params={"binary": "nova-compute"})
-        conn.cache["services"] = {s["host"]: s for s in data["services"]
+        conn.cache[_SERVICES] = {s["host"]: s for s in data["services"]
                                   if s.get("binary") == "nova-compute"}
-    return dict(conn.cache["services"])
+    return dict(conn.cache[_SERVICES])
 
 
 def compute_service(host, auth=None, cloud=None):
@@ -154,7 +154,7 @@ def _service_put(host, body, auth, cloud):
         raise CommandExecutionError(f"no nova-compute service is registered for host '{host}'")
     _, data = _nova(conn, "PUT", f"/os-services/{_q(service['id'])}", MV_SERVICES, body=body)
     record = dict(service, **data["service"])
-    conn.cache["services"][host] = record
+    conn.cache[_SERVICES][host] = record
     return record
 
 
@@ -203,8 +203,8 @@ def service_delete(host, auth=None, cloud=None):
     if service is None:
         return False
     _nova(conn, "DELETE", f"/os-services/{_q(service['id'])}", MV_SERVICES, ok=(204, 404))
-    conn.cache["services"].pop(host, None)
-    conn.cache.pop("aggregates", None)  # Nova took the host out of its aggregates
+    conn.cache[_SERVICES].pop(host, None)
+    conn.cache.pop(_AGGREGATES, None)  # Nova took the host out of its aggregates
     return True
 
 
@@ -682,10 +682,10 @@ def aggregates(auth=None, cloud=None):
         salt ctl1 openstack_compute.aggregates cloud=admin
     """
     conn = _conn(auth, cloud)
-    if "aggregates" not in conn.cache:
+    if _AGGREGATES not in conn.cache:
         _, data = _nova(conn, "GET", "/os-aggregates", MV_AGGREGATES)
-        conn.cache["aggregates"] = {a["name"]: _aggregate(a) for a in data["aggregates"]}
-    return dict(conn.cache["aggregates"])
+        conn.cache[_AGGREGATES] = {a["name"]: _aggregate(a) for a in data["aggregates"]}
+    return dict(conn.cache[_AGGREGATES])
 
 
 def aggregate_get(name, auth=None, cloud=None):
@@ -705,7 +705,7 @@ def _aggregate_write(method, path, body, auth, cloud, ok=(200,)):
     aggregates(auth, cloud)
     _, data = _nova(conn, method, path, MV_AGGREGATES, body=body, ok=ok)
     record = _aggregate(data["aggregate"])
-    conn.cache["aggregates"][record["name"]] = record
+    conn.cache[_AGGREGATES][record["name"]] = record
     return record
 
 
@@ -789,6 +789,6 @@ def aggregate_delete(aggregate_id, auth=None, cloud=None):
     conn = _conn(auth, cloud)
     aggregates(auth, cloud)
     _nova(conn, "DELETE", f"/os-aggregates/{_q(aggregate_id)}", MV_AGGREGATES, ok=(200, 204, 404))
-    conn.cache["aggregates"] = {n: a for n, a in conn.cache["aggregates"].items()
+    conn.cache[_AGGREGATES] = {n: a for n, a in conn.cache[_AGGREGATES].items()
                                 if str(a["id"]) != str(aggregate_id)}
     return True

@@ -11,10 +11,6 @@ write is sent. Every state takes ``auth`` (a dict of admin credentials) or
 ``name`` is the host (or the aggregate); ``host`` overrides it so that state
 ids can say what they do.
 """
-import logging
-
-log = logging.getLogger(__name__)
-
 __virtualname__ = "openstack_compute"
 
 DEFAULT_REASON = "drained by Salt (openstack_compute.host_drained)"
@@ -110,9 +106,9 @@ def _service(host, ka):
     return service
 
 
-def _listed(items, limit=10):
-    items = list(items)
-    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+def _listed(items):
+    # All of them: the operator acts on each one named.
+    return ", ".join(items)
 
 
 # --------------------------------------------------------------------------
@@ -209,19 +205,18 @@ def host_drained(name, host=None, reason=None, timeout=1800, poll_interval=5,
             steps.append((f"disabled nova-compute ({why})",
                           lambda: _nc("service_disable", hst, why, **ka)))
             ret["changes"]["service"] = changes["service"]
-        if plan["live"] or plan["cold"] or plan["confirm"] or plan["busy"]:
+        moving = plan["live"] or plan["cold"] or plan["confirm"] or plan["busy"]
+        if moving:
             steps.append(("drain", lambda: _drain(ret, hst, what, ka, timeout, poll_interval,
                                                   cold_migration)))
-            _writes(*steps)
+        _writes(*steps)
+        if moving:
+            return
+        if plan["stuck"]:  # nothing to send: the servers left are known already
+            ret.update(result=False, comment=f"{what} is not drained: {len(plan['stuck'])} "
+                       f"instance(s) cannot be moved: {_pairs(plan['stuck'])}")
         else:
-            _writes(*steps)
-            if plan["stuck"]:
-                ret.update(result=False, comment=f"{what} is not drained: "
-                           f"{len(plan['stuck'])} instance(s) cannot be moved: "
-                           f"{_pairs(plan['stuck'])}")
-            else:
-                ret["comment"] = (f"{what} drained: no instance on it, nova-compute "
-                                  f"disabled ({why})")
+            ret["comment"] = f"{what} drained: no instance on it, nova-compute disabled ({why})"
     return _run(name, body)
 
 

@@ -246,6 +246,13 @@ def test_drain_without_cold_migration(env, cloud):
     assert [m for m, _, _ in cloud.writes()] == ["PUT"]  # the disable only
 
 
+def test_every_instance_left_is_named(env, cloud):
+    ids = [cloud.add_server(f"err{i:02}", "cmp1", status="ERROR") for i in range(12)]
+    ret = env.host_drained("cmp1", **FAST)
+    assert ret["result"] is False and "12 instance(s) cannot be moved" in ret["comment"]
+    assert all(f"err{i:02} ({sid})" in ret["comment"] for i, sid in enumerate(ids))
+
+
 def test_drain_times_out_bounded_and_names_the_server(env, cloud):
     slow = cloud.add_server("slow", "cmp1", live="hang")
     started = time.monotonic()
