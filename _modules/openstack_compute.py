@@ -362,9 +362,9 @@ def _unconfirmed(migration):
 class _Drain:
     """One drain: each server's step and the reasons it collected.
 
-    Steps: start -> (live|cold) waiting on its migration record; live failed
-    -> cold-next (once Nova has cleared its task) -> cold; a finished cold
-    migration -> confirm -> moved. busy: a task of someone else's runs.
+    Steps: start -> live or cold (its migration record watched); a failed
+    live one -> cold-next -> (Nova cleared the task) cold-start -> cold; a
+    finished cold one -> confirm -> moved. busy: someone else's task runs.
     """
 
     def __init__(self, host, cold_migration, deadline, auth, cloud):

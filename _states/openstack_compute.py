@@ -238,7 +238,9 @@ def _drain(ret, host, what, ka, timeout, poll_interval, cold_migration):
         if moved:
             ret["changes"][key] = moved
     counts = (f"{len(done['moved']['live'])} live-migrated, {len(done['moved']['cold'])} "
-              f"cold-migrated, {len(done['confirmed'])} confirmed in {done['seconds']:g} s")
+              f"cold-migrated, {len(done['confirmed'])} confirmed"
+              + (f", {len(done['gone'])} gone meanwhile" if done["gone"] else "")
+              + f" in {done['seconds']:g} s")
     if done["left"]:
         ret["result"] = False
         ret["comment"] = (f"{what} is not drained"

@@ -342,7 +342,26 @@ def test_server_arriving_or_vanishing_during_the_drain(env, cloud):
     ret = env.host_drained("cmp1", **FAST)
     assert ret["result"] is False
     assert "newcomer" in ret["comment"] and "arrived on the host during the drain" in ret["comment"]
-    assert "keep" not in ret["comment"]
+    assert "keep" not in ret["comment"] and "1 gone meanwhile" in ret["comment"]
+
+
+def test_a_server_deleted_before_its_action_is_gone(env, cloud):
+    doomed = cloud.add_server("doomed", "cmp1")
+    cloud.add_server("stays", "cmp1")
+    lists = {"n": 0}
+    real = cloud.server_list
+
+    def server_list(query):
+        answer = real(query)
+        lists["n"] += 1
+        if lists["n"] == 2:  # the drain's own listing: deleted before its POST
+            cloud.servers.pop(doomed)
+        return answer
+    cloud.server_list = server_list
+    ret = env.host_drained("cmp1", **FAST)
+    assert ret["result"] is True, ret
+    assert ret["changes"]["live migration"] == [f"stays ({next(iter(cloud.servers))})"]
+    assert "1 gone meanwhile" in ret["comment"]
 
 
 def test_drain_plan_and_drain_as_functions(env, cloud):
