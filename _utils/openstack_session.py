@@ -1,8 +1,13 @@
 """Credentials and one authenticated keystoneauth1 Session per credential set,
 shared by the formula's OpenStack API modules (Keystone records, the Compute
-API). Credentials come from an ``auth`` dict, a clouds.yaml ``cloud``, or the
-configured defaults the calling module passes in; they stay in memory: never
-on a command line, in the environment or in a log.
+and Placement APIs). Credentials come from an ``auth`` dict, a clouds.yaml
+``cloud``, or the configured defaults the calling module passes in; they stay
+in memory: never on a command line, in the environment or in a log.
+
+The admin token is asked for with its service catalog (the same one request),
+so the Compute and Placement endpoints cost nothing more; ``interface``
+(default ``public``) and ``region_name`` pick the catalog entry, and
+``<type>_endpoint_override`` replaces it (os-client-config's names).
 
 Why keystoneauth1 and not openstacksdk: it is one small package (plus
 requests) instead of a tree of forty, and one ``Session`` gives token handling
@@ -15,6 +20,7 @@ import logging
 import os
 import re
 import secrets
+import time
 
 import yaml
 
@@ -52,7 +58,26 @@ AUTH_KEYS = (
     "auth_url", "username", "password", "project_name", "user_domain_name",
     "project_domain_name", "region_name", "cacert", "insecure",
     "user_domain_id", "project_domain_id",
+    "interface", "compute_endpoint_override", "placement_endpoint_override",
 )
+# clouds.yaml keys read beside ``auth`` (os-client-config puts them at the top).
+_CLOUD_KEYS = ("region_name", "cacert", "insecure", "interface",
+               "compute_endpoint_override", "placement_endpoint_override")
+
+# Every request is bounded: a Keystone, Nova or Placement that accepts the
+# connection and never answers must not hang a salt run.
+REQUEST_TIMEOUT = 60
+# A pooled connection the server closed meanwhile (nova-api under uwsgi does,
+# seen on the dev fleet) fails with a reset: reads are sent again, at most
+# twice (0.5 s, then 1 s later); a write never (it may have been done), and a
+# timed-out request neither (REQUEST_TIMEOUT is its bound).
+READ_RETRIES = 2
+
+# How each API is named in errors and in the debug log (the log keeps the
+# identity engine's "openstack_keystone: METHOD path -> status" lines).
+_SERVICES = {"identity": ("Keystone", "openstack_keystone"),
+             "compute": ("Nova", "openstack_compute"),
+             "placement": ("Placement", "openstack_placement")}
 
 
 # --------------------------------------------------------------------------
@@ -97,7 +122,7 @@ def _cloud_config(cloud):
         auth = dict(conf.get("auth") or {})
         auth.update(extra.get("auth") or {})
         creds = {k: auth[k] for k in AUTH_KEYS if k in auth}
-        for key in ("region_name", "cacert", "insecure"):
+        for key in _CLOUD_KEYS:
             if key in conf:
                 creds[key] = conf[key]
         if "verify" in conf and not _truthy(conf["verify"]):
@@ -151,6 +176,23 @@ def identity_url(auth_url):
 # --------------------------------------------------------------------------
 # the connection: one Session, a request counter, a per-run lookup cache
 # --------------------------------------------------------------------------
+def api_message(data, default=""):
+    """The human message of an OpenStack error body: Keystone's
+    ``{"error": {"message"}}``, Nova's ``{"badRequest": {"message"}}``,
+    Placement's ``{"errors": [{"detail"}]}``; else ``default``."""
+    msg = None
+    if isinstance(data, dict):
+        if isinstance(data.get("error"), dict):
+            msg = data["error"].get("message")
+        elif isinstance(data.get("errors"), list):
+            msg = "; ".join(str(e.get("detail") or e.get("title") or "")
+                            for e in data["errors"] if isinstance(e, dict))
+        elif len(data) == 1 and isinstance(next(iter(data.values())), dict):
+            msg = next(iter(data.values())).get("message")
+    # Placement's details carry a title and blank lines: one line is enough.
+    return " ".join(str(msg).split()) if msg else default
+
+
 class _Conn:
     def __init__(self, creds, mask):
         self.mask = mask
@@ -159,6 +201,14 @@ class _Conn:
         self.requests = 0
         self.cache = {}
         self.domains = {}  # name -> id
+        self.interface = creds.get("interface") or "public"
+        self.region = creds.get("region_name") or None
+        self.endpoints = {"identity": self.url}
+        for service in ("compute", "placement"):
+            if creds.get(f"{service}_endpoint_override"):
+                self.endpoints[service] = str(creds[f"{service}_endpoint_override"]).rstrip("/")
+        # Masked out of every error text, whatever the server echoes back.
+        self._secrets = (creds["password"],)
         http = requests.Session()
         http.hooks["response"].append(self._count)
         scope = {}
@@ -172,28 +222,37 @@ class _Conn:
                        "user_domain_id": creds.get("user_domain_id")}
         if not any(user_domain.values()):
             user_domain["user_domain_id"] = "default"
+        # The catalog comes in the token's answer: the endpoints of Nova and
+        # Placement cost no request of their own.
         plugin = ks_v3.Password(
             auth_url=self.url, username=creds["username"], password=creds["password"],
-            include_catalog=False, **user_domain, **scope)
+            include_catalog=True, **user_domain, **scope)
         if _truthy(creds.get("insecure")):
             verify = False
         else:
             verify = creds.get("cacert") or True
-        self.session = ks_session.Session(auth=plugin, verify=verify, session=http)
+        self.session = ks_session.Session(auth=plugin, verify=verify, session=http,
+                                          timeout=REQUEST_TIMEOUT)
         self._authenticated = False
 
     def _count(self, response, *args, **kwargs):
         self.requests += 1
 
-    def _error(self, exc, what):
+    def clean(self, text):
+        """``text`` (an API's answer, returned as data) with the admin password masked."""
+        return self.mask(text, self._secrets)
+
+    def _error(self, exc, what, service="identity"):
+        name = _SERVICES[service][0]
+        url = self.endpoints.get(service, self.url)
         if isinstance(exc, ks_exc.SSLError):
-            return f"TLS failure talking to Keystone at {self.url} ({what}): {exc}"
-        if isinstance(exc, ks_exc.ConnectionError):
-            return f"cannot reach Keystone at {self.url} ({what}): {type(exc).__name__}"
+            return f"TLS failure talking to {name} at {url} ({what}): {exc}"
+        if isinstance(exc, ks_exc.ConnectionError):  # refused, unreachable, timed out
+            return f"cannot reach {name} at {url} ({what}): {type(exc).__name__}"
         if isinstance(exc, ks_exc.Unauthorized):
             return (f"Keystone at {self.url} refused the admin credentials of user "
                     f"'{self.username}' (HTTP 401)")
-        return f"Keystone at {self.url} failed ({what}): {type(exc).__name__}: {exc}"
+        return f"{name} at {url} failed ({what}): {type(exc).__name__}: {exc}"
 
     def login(self):
         """Get the admin token once; learn the admin's domain ids from it."""
@@ -202,41 +261,78 @@ class _Conn:
         try:
             access = self.session.auth.get_access(self.session)
         except ks_exc.ClientException as exc:
-            raise CommandExecutionError(self._error(exc, "admin token")) from None
+            raise CommandExecutionError(
+                self.mask(self._error(exc, "admin token"), self._secrets)) from None
         self._authenticated = True
         for name, did in ((access.user_domain_name, access.user_domain_id),
                           (access.project_domain_name, access.project_domain_id)):
             if name and did:
                 self.domains[name] = did
 
+    def endpoint(self, service):
+        """The base URL of ``service`` (compute, placement) from the token's
+        catalog (``interface``, ``region_name``), or its override."""
+        if service not in self.endpoints:
+            self.login()
+            where = f"interface {self.interface}" + (f", region {self.region}" if self.region else "")
+            try:
+                catalog = self.session.auth.get_access(self.session).service_catalog
+                url = catalog.url_for(service_type=service, interface=self.interface,
+                                      region_name=self.region)
+            except ks_exc.EndpointNotFound:
+                url = None
+            except ks_exc.ClientException as exc:
+                raise CommandExecutionError(
+                    self.mask(self._error(exc, "service catalog"), self._secrets)) from None
+            if not url:
+                raise CommandExecutionError(
+                    f"the Keystone catalog of user '{self.username}' has no {service} "
+                    f"endpoint ({where}); set {service}_endpoint_override to name one")
+            self.endpoints[service] = url.rstrip("/")
+        return self.endpoints[service]
+
     def call(self, method, path, body=None, params=None, ok=(200, 201, 204),
-             authenticated=True, secrets_=()):
-        """One request; returns (status, json body or None)."""
+             authenticated=True, secrets_=(), service="identity", microversion=None):
+        """One request to ``service`` (identity, compute, placement) with its
+        ``microversion`` pinned; returns (status, json body or None). A status
+        outside ``ok`` raises with the API's own message."""
         if authenticated:
             self.login()
+        name, log_name = _SERVICES[service]
         what = f"{method} {path}"
-        try:
-            resp = self.session.request(
-                self.url + path, method, json=body, params=params, raise_exc=False,
-                authenticated=authenticated, logger=_QUIET)
-        except ks_exc.ClientException as exc:
-            raise CommandExecutionError(self.mask(self._error(exc, what), secrets_)) from None
-        log.debug("openstack_keystone: %s %s -> %s", method, path, resp.status_code)
-        if resp.status_code not in ok:
+        secrets_ = tuple(secrets_) + self._secrets
+        headers = {}
+        if microversion:
+            headers["OpenStack-API-Version"] = f"{service} {microversion}"
+            if service == "compute":  # the header older Nova API code reads
+                headers["X-OpenStack-Nova-API-Version"] = microversion
+        retries = READ_RETRIES if method in ("GET", "HEAD") else 0
+        for attempt in range(retries + 1):
             try:
-                msg = resp.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                msg = resp.reason
-            hint = ""
-            if resp.status_code == 403:
-                hint = f" (does user '{self.username}' have the admin role?)"
-            raise CommandExecutionError(self.mask(
-                f"Keystone at {self.url} answered {what} with HTTP {resp.status_code}: "
-                f"{msg}{hint}", secrets_))
+                resp = self.session.request(
+                    self.endpoint(service) + path, method, json=body, params=params,
+                    headers=headers, raise_exc=False, authenticated=authenticated,
+                    logger=_QUIET)
+                break
+            except ks_exc.ClientException as exc:
+                # A reset or refused connection, not a timeout: that one is bound already.
+                if attempt < retries and isinstance(exc, ks_exc.ConnectFailure):
+                    time.sleep(0.5 * (attempt + 1))
+                    continue
+                raise CommandExecutionError(
+                    self.mask(self._error(exc, what, service), secrets_)) from None
+        log.debug("%s: %s %s -> %s", log_name, method, path, resp.status_code)
         try:
             data = resp.json() if resp.content else None
         except ValueError:
             data = None
+        if resp.status_code not in ok:
+            hint = ""
+            if resp.status_code == 403:
+                hint = f" (does user '{self.username}' have the admin role?)"
+            raise CommandExecutionError(self.mask(
+                f"{name} at {self.endpoints.get(service, self.url)} answered {what} with "
+                f"HTTP {resp.status_code}: {api_message(data, resp.reason)}{hint}", secrets_))
         return resp.status_code, data
 
 
