@@ -11,9 +11,14 @@ Records use unique names in a unique region and are deleted at the end.
 
 Printed: wall time of one no-op `salt-call --local state.apply`, the time its
 Keystone states took (Salt's per-state durations), the HTTP requests they sent;
-the wall time and HTTP requests of the CLI checks; and the ratios.
+the wall time and HTTP requests of the CLI checks; the same checks by
+openstacksdk in one process (benchmarks/keystone_sdk_peer.py, in its own venv
+.cache/bench-sdk-venv: openstacksdk and keystoneauth1 pinned below, their other
+dependencies as pip resolves them); and the ratios. Targets: >= 10x the CLI,
+>= 2x openstacksdk in the checks' own time, with fewer requests.
 """
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -29,6 +34,10 @@ from harness import SaltCall  # noqa: E402
 
 CLOUD = "nova-formula-admin"
 TARGET = 10.0
+SDK_TARGET = 2.0
+SDK_VENV = os.path.join(REPO, ".cache", "bench-sdk-venv")
+SDK_PY = os.path.join(SDK_VENV, "bin", "python")
+SDK_PINS = ["openstacksdk==4.22.0", "keystoneauth1==5.18.1"]
 
 SLS = """
 {%- set b = salt['pillar.get']('bench') %}
@@ -98,6 +107,27 @@ def run_cli(cmds, debug=False):
     return time.perf_counter() - start, requests
 
 
+def ensure_sdk_venv():
+    if not os.path.exists(SDK_PY):
+        subprocess.run([sys.executable, "-m", "venv", SDK_VENV], check=True)
+    probe = subprocess.run([SDK_PY, "-c", "import openstack, keystoneauth1; "
+                            "print(openstack.version.__version__)"], capture_output=True, text=True)
+    if probe.returncode or probe.stdout.strip() != SDK_PINS[0].split("==")[1]:
+        subprocess.run([SDK_PY, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        *SDK_PINS], check=True)
+
+
+def run_sdk(bench, runs):
+    """(median seconds, requests) of the openstacksdk peer; passwords on stdin."""
+    proc = subprocess.run([SDK_PY, os.path.join(REPO, "benchmarks", "keystone_sdk_peer.py")],
+                          input=json.dumps({"bench": bench, "cloud": CLOUD, "runs": runs}),
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode:
+        sys.exit(f"openstacksdk peer failed: {proc.stderr[-1500:]}")
+    out = json.loads(proc.stdout)
+    return statistics.median(out["seconds"]), out["requests"], out["seconds"]
+
+
 def cleanup(salt, b):
     salt.write_sls("bench_clean", """
 {%- set b = salt['pillar.get']('bench') %}
@@ -126,6 +156,7 @@ def main():
     parser.add_argument("--cli-runs", type=int, default=1, help="timed rounds of CLI checks")
     args = parser.parse_args()
 
+    ensure_sdk_venv()
     sfx = uuid.uuid4().hex[:8]
     bench = {"project": f"service-bench-{sfx}", "region": f"bench-{sfx}", "services": [
         {"name": f"compute-bench-{sfx}", "type": "compute",
@@ -148,6 +179,7 @@ def main():
             state_times.append(sum(r["duration"] for sid, r in run.states.items()
                                    if sid != "request-count") / 1000.0)
             counts.append(run["request-count"]["changes"]["openstack_keystone.request_count"])
+        sdk, sdk_requests, sdk_samples = run_sdk(bench, args.runs)
         cmds = cli_checks(bench)
         cli_times = [run_cli(cmds)[0] for _ in range(args.cli_runs)]
         _, cli_requests = run_cli(cmds, debug=True)  # counting pass, not timed
@@ -160,6 +192,9 @@ def main():
           f"checked), admin grant, service, 3 endpoints; {args.runs} no-op applies")
     print(f"openstack_keystone states : {states * 1000:8.1f} ms   HTTP requests {counts[0]:3d}"
           f"   (whole salt-call --local state.apply: {wall:.2f} s)")
+    print(f"openstacksdk, one process : {sdk * 1000:8.1f} ms   HTTP requests {sdk_requests:3d}"
+          f"   (samples {', '.join(f'{t * 1000:.0f}' for t in sdk_samples)} ms)")
+    print(f"our samples               : {', '.join(f'{t * 1000:.0f}' for t in state_times)} ms")
     print(f"openstack CLI, {len(cmds)} calls    : {cli * 1000:8.1f} ms   HTTP requests "
           f"{cli_requests:3d}   (no password check)")
     ratio = cli / states
@@ -168,6 +203,10 @@ def main():
     print(f"speed-up, whole salt-call : {cli / wall:6.1f}x   (salt-call start-up included "
           f"on our side only)")
     print(f"HTTP requests             : {cli_requests / counts[0]:6.1f}x fewer")
+    ratio = sdk / states
+    print(f"vs openstacksdk           : {ratio:6.1f}x faster, {sdk_requests} vs {counts[0]} "
+          f"requests   (target >= {SDK_TARGET:.0f}x and fewer: "
+          f"{'met' if ratio >= SDK_TARGET and counts[0] < sdk_requests else 'NOT met'})")
 
 
 if __name__ == "__main__":
