@@ -64,12 +64,7 @@ def sync_conductor(fleet):
 
         salt-call nova_formula.sync_conductor '{controllers: [ctl2, ctl1]}'
     """
-    if fleet.get("sync_conductor"):
-        return fleet["sync_conductor"]
-    conductors = fleet.get("conductors") or fleet.get("controllers") or []
-    if isinstance(conductors, str):
-        return None  # a target: the validator asks for sync_conductor
-    return sorted(conductors)[0] if conductors else None
+    return _u("nova_plan.sync_conductor")(fleet)
 
 
 def fleet_targets(fleet):

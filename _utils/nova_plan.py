@@ -335,6 +335,19 @@ def _compound(specs):
     return {"tgt": " or ".join(parts), "tgt_type": "compound"}
 
 
+def sync_conductor(fleet):
+    """The one conductor that runs the DB sync: ``nova:fleet:sync_conductor``,
+    else the first by id of the conductors (else the controllers); None when
+    they are a target (the validator then asks for sync_conductor). The one
+    rule for the minions' plan and the orchestrate's targets."""
+    if fleet.get("sync_conductor"):
+        return fleet["sync_conductor"]
+    conductors = fleet.get("conductors") or fleet.get("controllers") or []
+    if isinstance(conductors, str):
+        return None
+    return sorted(conductors)[0] if conductors else None
+
+
 def fleet_targets(fleet, resolved):
     """The orchestrate's targets from ``nova:fleet``. ``resolved``: the minion
     ids of each role given as a compound target ({role: [ids]}, matched on the
@@ -343,12 +356,12 @@ def fleet_targets(fleet, resolved):
         spec = fleet.get(role) or []
         return list(resolved.get(role, [])) if isinstance(spec, str) else list(spec)
 
-    conductors = ids("conductors") or ids("controllers")
-    sync = fleet.get("sync_conductor") or (sorted(conductors)[0] if conductors else None)
+    sync = sync_conductor(fleet)
     database, identity = fleet.get("database") or sync, fleet.get("identity") or sync
     errors = []
     if not sync:
-        errors.append("nova:fleet needs controllers (or conductors, or sync_conductor)")
+        errors.append("nova:fleet needs controllers or conductors (minion ids), or "
+                      "sync_conductor when they are a target")
     if not ids("computes"):
         errors.append("nova:fleet:computes names no minion (ids, or a target that matches)")
     control = [fleet.get(r) for r in ("controllers", "conductors") if fleet.get(r)]
@@ -364,8 +377,14 @@ def fleet_targets(fleet, resolved):
     # the computes in batches of their own steps: a failed batch stops the
     # rollout there (Salt's own batch mode lets the next batches run)
     compute_ids, size = sorted(ids("computes")), int(fleet.get("batch") or 1)
+    # the databases and Keystone records get a step of their own only on a
+    # minion other than the sync conductor, whose `nova` run makes them anyway
+    one_off = [{"step": f"nova-orch-{job}", "tgt": [where], "sls": f"nova.{job}"}
+               for job, where in (("database", database), ("identity", identity))
+               if where and where != sync]
     return {
         "errors": errors, "sync": sync, "database": database, "identity": identity,
+        "one_off": one_off,
         "control": rest, "computes": _compound([computes]),
         "everyone": _compound(control + [computes, [database, identity]]),
         "compute_ids": compute_ids, "max_fail": int(fleet.get("max_fail") or 0),

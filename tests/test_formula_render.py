@@ -360,7 +360,7 @@ def test_orchestrate_renders_targets_from_pillar(minion):
     fleet = {"controllers": ["ctl-b", "ctl-a"], "computes": ["cmp1", "cmp2", "cmp3"],
              "batch": 2, "database": "db1"}
     states = render(sc, pillar("zed", [], fleet=fleet), sls="nova.orch.deploy")
-    order = ["nova-orch-sync-modules", "nova-orch-database", "nova-orch-identity",
+    order = ["nova-orch-sync-modules", "nova-orch-database",
              "nova-orch-sync-node", "nova-orch-controllers", "nova-orch-computes-1",
              "nova-orch-computes-2", "nova-orch-discover"]
     assert list(states) == order
@@ -375,7 +375,8 @@ def test_orchestrate_renders_targets_from_pillar(minion):
     assert sorted(states["nova-orch-sync-modules"][1]["tgt"]) == [
         "cmp1", "cmp2", "cmp3", "ctl-a", "ctl-b", "db1"]
     assert states["nova-orch-database"][1]["tgt"] == "db1"
-    assert states["nova-orch-identity"][1]["tgt"] == "ctl-a"
+    # the Keystone records are the sync conductor's (ctl-a): its own run makes them
+    assert "nova-orch-identity" not in states
     # the sync conductor's own run does the DB sync, before its services
     assert states["nova-orch-sync-node"][1]["tgt"] == "ctl-a"
     assert states["nova-orch-sync-node"][1]["sls"] == "nova"
@@ -392,6 +393,27 @@ def test_orchestrate_gives_conductors_that_are_not_controllers_their_run(minion)
     assert states["nova-orch-controllers"][1]["tgt"] == ["cond2", "ctl1"]
     assert sorted(states["nova-orch-sync-modules"][1]["tgt"]) == [
         "cmp1", "cmp2", "cond1", "cond2", "ctl1"]
+
+
+def test_one_rule_picks_the_sync_conductor_for_minions_and_orchestrate():
+    """The minions' plan (nova_formula.sync_conductor) and the orchestrate's
+    targets ask the same function, so they never disagree; conductors given
+    as a target need sync_conductor named, on both sides."""
+    plan = load_module("utils", "nova_plan")
+    formula = load_module("modules", "nova_formula")
+    for fleet, want in (
+            ({"controllers": ["ctl-b", "ctl-a"], "computes": ["c1"]}, "ctl-a"),
+            ({"controllers": ["ctl1"], "conductors": ["cond2", "cond1"], "computes": ["c1"]},
+             "cond1"),
+            ({"controllers": ["ctl1"], "sync_conductor": "ctl9", "computes": ["c1"]}, "ctl9"),
+            ({"conductors": "G@role:conductor", "computes": ["c1"]}, None)):
+        assert formula.sync_conductor(fleet) == want, fleet
+        to = plan.fleet_targets(fleet, {"conductors": ["cond1", "cond2"]})
+        assert to["sync"] == want, fleet
+        assert bool(to["errors"]) is (want is None), to["errors"]
+    to = plan.fleet_targets({"conductors": "G@role:conductor", "sync_conductor": "cond2",
+                             "computes": ["c1"]}, {"conductors": ["cond1", "cond2"]})
+    assert to["sync"] == "cond2" and not to["errors"]
 
 
 def test_orchestrate_targets_a_fleet_by_compound_expression(minion):

@@ -25,8 +25,8 @@ from harness import formula_roots, host_minion_opts
 
 CTL, CMP = "nova-orch-ctl", "nova-orch-cmp"
 # one controller, which is the sync conductor: no "other controllers" step
-STEPS = ["nova-orch-sync-modules", "nova-orch-database", "nova-orch-identity",
-         "nova-orch-sync-node",
+# (the databases and Keystone records are the sync conductor's: made in its run)
+STEPS = ["nova-orch-sync-modules", "nova-orch-sync-node",
          "nova-orch-computes-1", "nova-orch-discover"]
 SWITCHED_OFF = {k: False for k in ("packages", "identity", "firewall", "sysctl", "libvirt",
                               "nova_network", "db_sync", "services", "discover")}
@@ -131,8 +131,7 @@ def test_rollout_order_and_db_sync_once(fleet):
     assert all(steps[s]["result"] is True for s in STEPS)
 
     # The jobs the orchestrate sent, in the order the minions got them.
-    assert [sls for sls, _ in jobs] == [
-        "nova.database", "nova.identity", "nova", "nova", "nova.discover"], jobs
+    assert [sls for sls, _ in jobs] == ["nova", "nova", "nova.discover"], jobs
     per_step = dict(zip(STEPS[1:], (job for _, job in jobs)))
     assert set(per_step["nova-orch-sync-node"]) == {CTL}
     assert set(per_step["nova-orch-computes-1"]) == {CMP}
@@ -151,8 +150,9 @@ def test_rollout_order_and_db_sync_once(fleet):
     assert "left out by nova:manage:" in valid and "db_sync" in valid and "service" in valid
     assert "nova-discover-hosts" not in per_step["nova-orch-discover"][CTL]
 
-    # Databases were really created by the database minion (the conductor).
-    db = per_step["nova-orch-database"]
+    # Databases were really created by the database minion (the conductor),
+    # in its own run.
+    db = per_step["nova-orch-sync-node"]
     assert set(db) == {CTL}
     assert db[CTL]["nova-db-" + fleet["prefix"]]["changes"]
     conn = _root_db()
@@ -209,7 +209,7 @@ def test_failed_step_stops_the_rollout(fleet):
         if later in steps:
             assert steps[later]["result"] is False, later
     # the minions never got a job after the failed step
-    assert [sls for sls, _ in jobs] == ["nova.database", "nova.identity", "nova", "nova"]
+    assert [sls for sls, _ in jobs] == ["nova", "nova"]
     failed = jobs[-1][1][CMP]["nova-config-nova_conf-permissions"]
     assert failed["result"] is False and "missing.conf" in failed["comment"]
     assert jobs[-1][1][CMP]["nova-config-nova_conf"]["result"] is False

@@ -33,23 +33,18 @@ nova-orch-sync-modules:
     - expect_minions: True
     - failhard: True
 
-nova-orch-database:
-  salt.state:
-    - tgt: {{ to.database|json }}
-    - tgt_type: list
-    - sls: nova.database
-    - failhard: True
-    - require:
-      - nova-orch-sync-modules
+{%-     for job in to.one_off %}
 
-nova-orch-identity:
+# on a minion of its own (nova:fleet:database / identity)
+{{ job.step }}:
   salt.state:
-    - tgt: {{ to.identity|json }}
+    - tgt: {{ job.tgt|json }}
     - tgt_type: list
-    - sls: nova.identity
+    - sls: {{ job.sls }}
     - failhard: True
     - require:
-      - nova-orch-database
+      - {{ to.one_off[loop.index0 - 1].step if not loop.first else 'nova-orch-sync-modules' }}
+{%-     endfor %}
 
 # the sync conductor first: its `nova` run syncs the schema and maps the
 # cells after its config and before its services (a config change restarts
@@ -61,7 +56,7 @@ nova-orch-sync-node:
     - sls: nova
     - failhard: True
     - require:
-      - nova-orch-identity
+      - {{ to.one_off[-1].step if to.one_off else 'nova-orch-sync-modules' }}
 {%-     if to.control.tgt %}
 
 # the other controllers, and conductors that are not controllers

@@ -60,8 +60,7 @@ def test_rollout_from_nothing(nf):
     assert rc == 0, {k: v["comment"] for k, v in steps.items()}
     steps_ok(steps)
     assert [s for s in sorted(steps, key=lambda s: steps[s]["__run_num__"])] == [
-        "nova-orch-sync-modules", "nova-orch-database", "nova-orch-identity",
-        "nova-orch-sync-node", "nova-orch-computes-1", "nova-orch-computes-2",
+        "nova-orch-sync-modules", "nova-orch-sync-node", "nova-orch-computes-1", "nova-orch-computes-2",
         "nova-orch-discover"]
     services = nf.wait(lambda: (lambda s: s if all(
         s.get(k, {}).get("State") == "up" for k in (
