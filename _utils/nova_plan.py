@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import shlex
 
 NOVA_SERVICES = ("api", "scheduler", "conductor", "compute")
 SERVICE_ORDER = ("messagebus", "libvirt") + NOVA_SERVICES
@@ -248,6 +249,18 @@ class _Plan:
                                  require=self.sls("db_sync", "service"))]}
 
     # ------------------------------------------------------------ nova.clean
+    def _ours_runs(self, svc):
+        """A command that succeeds when this host's own ``svc`` runs, for a
+        service whose init script cannot tell (None elsewhere). Debian's
+        script for a uwsgi-served API asks `pidof uwsgi` when the formula's
+        status override (api_server_file) is gone, and so reports Keystone's
+        or Placement's uwsgi as nova-api: stopping then "fails" forever."""
+        pidfile = self.look["service_pidfiles"].get(svc)
+        if not pidfile:
+            return None
+        return (f"start-stop-daemon --status --pidfile {shlex.quote(pidfile)} || "
+                f"systemctl is-active --quiet {shlex.quote(self.look['services'][svc])}")
+
     def clean(self):
         """The states of nova.clean for each concern that runs here, in the
         reverse order of the deploy (nova/clean.sls includes them in this
@@ -256,10 +269,14 @@ class _Plan:
         data = self.nova["clean"]["data"]
         out = {}
         if "service" in concerns:
-            out["service"] = {"dead": [
-                _state(f"nova-service-{svc}-dead", name=look["services"][svc], enable=False,
-                       sig=look["service_sigs"].get(svc))
-                for svc in reversed(self._services()) if svc in NOVA_SERVICES]}
+            nova_services = [svc for svc in reversed(self._services()) if svc in NOVA_SERVICES]
+            out["service"] = {
+                "dead": [_state(f"nova-service-{svc}-dead", name=look["services"][svc],
+                                sig=look["service_sigs"].get(svc), onlyif=self._ours_runs(svc))
+                         for svc in nova_services],
+                "disabled": [_state(f"nova-service-{svc}-disabled", name=look["services"][svc],
+                                    require=[f"nova-service-{svc}-dead"])
+                             for svc in nova_services]}
         if "firewall" in concerns:
             rules = self.firewall()["rules"]
             out["firewall"] = {"deleted": [_state(f"{r['id']}-deleted", **{

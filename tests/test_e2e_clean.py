@@ -112,6 +112,34 @@ def test_dry_run_on_a_bare_host_lists_every_step(cleaned):
     assert nova_left() == []
 
 
+def test_clean_of_packages_the_formula_never_configured(cleaned):
+    """Nova's packages installed by hand (daemons held, as aio.sh reset-nova
+    --keep-packages leaves them), nothing of the formula's on the host, and
+    Keystone's and Placement's uwsgi running: Debian's nova-api init script
+    then reports their uwsgi as nova-api. nova.clean stops only what runs
+    here, disables and purges, and fails nothing."""
+    policy = "/usr/sbin/policy-rc.d"
+    ours = not os.path.exists(policy)
+    if ours:
+        with open(policy, "w") as fh:
+            fh.write("#!/bin/sh\nexit 101\n")
+        os.chmod(policy, 0o755)
+    try:
+        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
+                        "-o", "DPkg::Lock::Timeout=600", *NOVA_PKGS[:4]],
+                       check=True, capture_output=True, timeout=900)
+    finally:
+        if ours:
+            os.unlink(policy)
+    assert not os.path.exists("/etc/default/nova-api")
+    lying = subprocess.run(["/etc/init.d/nova-api", "status"], capture_output=True)
+    assert lying.returncode == 0, "the init script no longer mistakes other uwsgi for nova-api"
+    run = clean().assert_ok()
+    assert "nova-packages-purged" in run.changed
+    assert "nova-service-api-dead" not in run.changed  # nothing of ours ran
+    assert nova_left() == []
+
+
 def test_deploy_again_boots_a_server(cleaned):
     proc = aio()
     assert re.search(r"state\.apply nova: \d+ states, \d+ changed", proc.stdout), proc.stdout

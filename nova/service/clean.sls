@@ -1,5 +1,5 @@
-{#- nova.clean: Nova's daemons stopped and disabled (dbus and libvirtd stay:
-    others use them). -#}
+{#- nova.clean: Nova's daemons stopped, then disabled at boot (dbus and
+    libvirtd stay: others use them). -#}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import nova, args with context %}
 {%- set plan = nova.plan.clean.get('service', {}) %}
@@ -10,5 +10,11 @@ include:
 
 {{ state.id }}:
   service.dead:
+    {{- args(state) }}
+{%- endfor %}
+{%- for state in plan.get('disabled', []) %}
+
+{{ state.id }}:
+  service.disabled:
     {{- args(state) }}
 {%- endfor %}
