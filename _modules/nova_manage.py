@@ -7,11 +7,15 @@ and the database connection from nova.conf. Output that could hold a URL is
 masked before it reaches a message. Reads (schema versions, cells, computes)
 and the cell0 mapping go straight to the databases nova.conf names, over SQL.
 
+Every function that reads or runs against nova.conf takes its path as
+``config`` (the formula's states pass ``nova:lookup:files:nova_conf``, its one
+source); another path than the default is passed to nova-manage as
+``--config-file``.
+
 Configuration (minion config or pillar, through config.get):
     nova_manage:user        the service user (nova)
     nova_manage:bin         the nova-manage command (nova-manage)
-    nova_manage:config      nova.conf (/etc/nova/nova.conf); another path is passed
-                            as --config-file, and read for the check of discover
+    nova_manage:package_dir the installed nova package (found beside nova-manage)
 """
 import glob
 import os
@@ -49,12 +53,11 @@ def __virtual__():
     return __virtualname__
 
 
-_DEFAULT_CONFIG = "/etc/nova/nova.conf"
+NOVA_CONF = "/etc/nova/nova.conf"  # nova-manage's own default
 
 
 def _opt(key):
-    defaults = {"user": "nova", "bin": "nova-manage", "config": _DEFAULT_CONFIG,
-                "package_dir": None}
+    defaults = {"user": "nova", "bin": "nova-manage", "package_dir": None}
     return __salt__["config.get"](f"nova_manage:{key}", defaults[key])
 
 
@@ -72,13 +75,13 @@ def _mask(text):
     return __utils__["openstack_state.mask"](text or "")
 
 
-def _command(args):
+def _command(config, args):
     """The argv: nova-manage as the service user. Salt's runas would first run
     Salt's own interpreter as that user to copy its environment (which fails
     when that user cannot read Salt's install), so use runuser when root."""
     cmd = [_binary()]
-    if _opt("config") != _DEFAULT_CONFIG:
-        cmd.append(f"--config-file={_opt('config')}")
+    if config != NOVA_CONF:
+        cmd.append(f"--config-file={config}")
     cmd += list(args)
     user = _opt("user")
     if os.geteuid() == 0 and user not in ("root", None, ""):
@@ -95,9 +98,9 @@ def _why(res):
     return _mask(" | ".join((errors or lines)[-3:]))
 
 
-def _run(*args):
+def _run(config, *args):
     """nova-manage ARGS as the nova user; stdout, or CommandExecutionError."""
-    res = __salt__["cmd.run_all"](_command(args), python_shell=False, cwd="/",
+    res = __salt__["cmd.run_all"](_command(config, args), python_shell=False, cwd="/",
                                   output_loglevel="quiet", ignore_retcode=True)
     if res["retcode"] != 0:
         raise CommandExecutionError(
@@ -105,17 +108,17 @@ def _run(*args):
     return res["stdout"]
 
 
-def _conf_value(section, key):
+def _conf_value(config, section, key):
     """``[section] key`` of nova.conf as oslo.config reads it, or None."""
-    return __salt__["openstack_ini.get_option"](_opt("config"), section, key)
+    return __salt__["openstack_ini.get_option"](config, section, key)
 
 
-def _conf_url(section):
+def _conf_url(config, section):
     """``[section] connection`` of nova.conf, or None."""
-    return _conf_value(section, "connection")
+    return _conf_value(config, section, "connection")
 
 
-def _sql(section, query, params=None, write=False):
+def _sql(config, section, query, params=None, write=False):
     """Rows of ``query`` on the database of ``[section] connection``; None
     when the table does not exist (yet). A query costs milliseconds, where a
     nova-manage call costs seconds of Python start-up: these reads run on
@@ -123,9 +126,9 @@ def _sql(section, query, params=None, write=False):
     if pymysql is None:
         raise CommandExecutionError("nova_manage needs the pymysql library to read "
                                     "Nova's databases")
-    url = _conf_url(section)
+    url = _conf_url(config, section)
     if not url:
-        raise CommandExecutionError(f"{_opt('config')} has no [{section}] connection")
+        raise CommandExecutionError(f"{config} has no [{section}] connection")
     conn = _connect(url)
     try:
         with conn.cursor() as cur:
@@ -143,14 +146,14 @@ def _sql(section, query, params=None, write=False):
         conn.close()
 
 
-def _by_sql(section):
+def _by_sql(config, section):
     """Read straight from the database when nova.conf says where it is and
     it is MySQL/MariaDB; else nova-manage answers."""
-    url = _conf_url(section)
+    url = _conf_url(config, section)
     return pymysql is not None and bool(url) and url.startswith("mysql")
 
 
-def version(api=False):
+def version(api=False, config=NOVA_CONF):
     """Schema version of the API (``api=True``) or main database; None when empty.
     Same answer as ``nova-manage (api_)db version``: the alembic revision,
     else the legacy sqlalchemy-migrate version.
@@ -162,14 +165,14 @@ def version(api=False):
         salt ctl1 nova_manage.version api=True
     """
     section = "api_database" if api else "database"
-    if _by_sql(section):
+    if _by_sql(config, section):
         for query in ("SELECT version_num FROM alembic_version",
                       "SELECT version FROM migrate_version"):
-            rows = _sql(section, query)
+            rows = _sql(config, section, query)
             if rows:
                 return str(rows[0][0])
         return None
-    lines = [ln.strip() for ln in _run("api_db" if api else "db", "version").splitlines()
+    lines = [ln.strip() for ln in _run(config, "api_db" if api else "db", "version").splitlines()
              if ln.strip()]
     value = lines[-1] if lines else "None"
     return None if value == "None" else value
@@ -233,7 +236,7 @@ def _heads(base, alembic, legacy):
     return []
 
 
-def synced(api=False):
+def synced(api=False, config=NOVA_CONF):
     """True when the database is at the installed code's head revision.
 
     CLI Example:
@@ -242,10 +245,10 @@ def synced(api=False):
 
         salt ctl1 nova_manage.synced
     """
-    return version(api) in heads()["api" if api else "main"]
+    return version(api, config) in heads()["api" if api else "main"]
 
 
-def sync(api=False):
+def sync(api=False, config=NOVA_CONF):
     """``nova-manage api_db sync`` / ``db sync``, as the nova user; the new version.
 
     CLI Example:
@@ -254,11 +257,11 @@ def sync(api=False):
 
         salt ctl1 nova_manage.sync api=True
     """
-    _run("api_db" if api else "db", "sync")
-    return version(api)
+    _run(config, "api_db" if api else "db", "sync")
+    return version(api, config)
 
 
-def cell_state(name):
+def cell_state(name, config=NOVA_CONF):
     """How cell ``name`` is mapped: None when it is not, else ``{"uuid",
     "stale": [...]}`` naming which of its URLs (``transport_url``,
     ``database_connection``) differ from what nova.conf implies. The URLs
@@ -270,41 +273,41 @@ def cell_state(name):
 
         salt ctl1 nova_manage.cell_state cell1
     """
-    stored = _cell_urls(name)
+    stored = _cell_urls(config, name)
     if stored is None:
         return None
-    wanted = _wanted_cell_urls(name)
+    wanted = _wanted_cell_urls(config, name)
     return {"uuid": stored["uuid"], "stale": [k for k in wanted if stored[k] != wanted[k]]}
 
 
-def _cell_urls(name):
+def _cell_urls(config, name):
     """``{"uuid", "transport_url", "database_connection"}`` of the cell mapped as
     ``name`` (read over SQL, never through nova-manage's output), or None."""
-    rows = _sql("api_database", "SELECT uuid, transport_url, database_connection "
+    rows = _sql(config, "api_database", "SELECT uuid, transport_url, database_connection "
                 "FROM cell_mappings WHERE name = %s ORDER BY id", (name,))
     if not rows:
         return None
     return dict(zip(("uuid", "transport_url", "database_connection"), rows[0]))
 
 
-def _wanted_cell_urls(name):
+def _wanted_cell_urls(config, name):
     """The URLs nova.conf implies for cell ``name``: cell0 has no broker and the
     main database's URL with ``_cell0`` appended to the database name (Nova's
     rule); any other cell has nova.conf's transport URL and main database."""
-    connection = _conf_url("database")
+    connection = _conf_url(config, "database")
     if not connection:
-        raise CommandExecutionError(f"{_opt('config')} has no [database] connection")
+        raise CommandExecutionError(f"{config} has no [database] connection")
     if name == "cell0":
         parts = urlsplit(connection)
         return {"transport_url": CELL0_TRANSPORT_URL,
                 "database_connection": urlunsplit(
                     parts._replace(path=__utils__["nova_dialects.cell0_name"](
                         parts.path.rstrip("/"))))}
-    return {"transport_url": _conf_value("DEFAULT", "transport_url"),
+    return {"transport_url": _conf_value(config, "DEFAULT", "transport_url"),
             "database_connection": connection}
 
 
-def map_cell0():
+def map_cell0(config=NOVA_CONF):
     """Map cell0 to nova.conf's main database URL + ``_cell0``, or update its URL.
 
     Written over SQL, not by ``cell_v2 map_cell0``: Nova derives the URL with
@@ -319,8 +322,8 @@ def map_cell0():
 
         salt ctl1 nova_manage.map_cell0
     """
-    url = _wanted_cell_urls("cell0")["database_connection"]
-    _sql("api_database",
+    url = _wanted_cell_urls(config, "cell0")["database_connection"]
+    _sql(config, "api_database",
          "INSERT INTO cell_mappings (created_at, uuid, name, transport_url, "
          "database_connection, disabled) VALUES (UTC_TIMESTAMP(), %s, 'cell0', %s, %s, 0) "
          "ON DUPLICATE KEY UPDATE updated_at = UTC_TIMESTAMP(), "
@@ -329,7 +332,7 @@ def map_cell0():
          (CELL0_UUID, CELL0_TRANSPORT_URL, url), write=True)
 
 
-def create_cell(name):
+def create_cell(name, config=NOVA_CONF):
     """``cell_v2 create_cell --name NAME`` with URLs read from nova.conf.
 
     CLI Example:
@@ -338,10 +341,10 @@ def create_cell(name):
 
         salt ctl1 nova_manage.create_cell cell1
     """
-    return _run("cell_v2", "create_cell", f"--name={name}", "--verbose")
+    return _run(config, "cell_v2", "create_cell", f"--name={name}", "--verbose")
 
 
-def update_cell(uuid):
+def update_cell(uuid, config=NOVA_CONF):
     """``cell_v2 update_cell --cell_uuid UUID``: the cell takes nova.conf's
     transport URL and database connection (none given on argv).
 
@@ -351,10 +354,10 @@ def update_cell(uuid):
 
         salt ctl1 nova_manage.update_cell 9f4e7c1a-0d0b-4f76-9c54-2a4b7e0f4a11
     """
-    return _run("cell_v2", "update_cell", f"--cell_uuid={uuid}")
+    return _run(config, "cell_v2", "update_cell", f"--cell_uuid={uuid}")
 
 
-def discover_hosts():
+def discover_hosts(config=NOVA_CONF):
     """``cell_v2 discover_hosts --verbose``: map registered computes to cells.
 
     CLI Example:
@@ -363,7 +366,7 @@ def discover_hosts():
 
         salt ctl1 nova_manage.discover_hosts
     """
-    return _run("cell_v2", "discover_hosts", "--verbose")
+    return _run(config, "cell_v2", "discover_hosts", "--verbose")
 
 
 def _connect(url):
@@ -387,7 +390,7 @@ def _connect(url):
                                     f"{args['database']}: {_mask(exc)}") from None
 
 
-def computes():
+def computes(config=NOVA_CONF):
     """{"registered": [...], "mapped": [...]}: compute hosts known to the cell
     database (compute_nodes) and hosts with a mapping in the API database.
 
@@ -402,5 +405,5 @@ def computes():
             ("registered", "database",
              "SELECT DISTINCT host FROM compute_nodes WHERE deleted = 0"),
             ("mapped", "api_database", "SELECT DISTINCT host FROM host_mappings")):
-        out[key] = sorted(row[0] for row in _sql(section, query) or [] if row[0])
+        out[key] = sorted(row[0] for row in _sql(config, section, query) or [] if row[0])
     return out

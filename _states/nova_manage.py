@@ -18,6 +18,7 @@ reports result None with that reason.
 from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "nova_manage"
+NOVA_CONF = "/etc/nova/nova.conf"  # nova-manage's own default
 
 
 def __virtual__():
@@ -48,11 +49,11 @@ def _change(ret, changes, would, done, act):
         act()
 
 
-def _synced(name, api):
+def _synced(name, api, config):
     what = "API database" if api else "database"
 
     def body(ret):
-        current = __salt__["nova_manage.version"](api=api)
+        current = __salt__["nova_manage.version"](api=api, config=config)
         heads = __salt__["nova_manage.heads"]()["api" if api else "main"]
         if current in heads:
             ret["comment"] = f"Nova {what} is at the code's head ({current})"
@@ -60,7 +61,7 @@ def _synced(name, api):
         changes = {"version": {"old": current, "new": heads[0] if heads else None}}
 
         def act():
-            changes["version"]["new"] = __salt__["nova_manage.sync"](api=api)
+            changes["version"]["new"] = __salt__["nova_manage.sync"](api=api, config=config)
             ret["comment"] = f"Nova {what} migrated to {changes['version']['new']}"
 
         _change(ret, changes, f"Nova {what} would be migrated from {current} to {heads}",
@@ -69,24 +70,25 @@ def _synced(name, api):
     return _run(name, body)
 
 
-def api_db_synced(name="api_db"):
-    """The API database schema is at the installed code's head."""
-    return _synced(name, api=True)
+def api_db_synced(name="api_db", config=NOVA_CONF):
+    """The API database schema is at the installed code's head (``config``:
+    nova.conf's path, in every state here)."""
+    return _synced(name, True, config)
 
 
-def db_synced(name="db"):
+def db_synced(name="db", config=NOVA_CONF):
     """The main (cell) database schema is at the installed code's head."""
-    return _synced(name, api=False)
+    return _synced(name, False, config)
 
 
-def cell_present(name):
+def cell_present(name, config=NOVA_CONF):
     """Cell ``name`` is mapped with the URLs nova.conf implies: created when
     missing, updated when its transport URL or database connection differs
     (a rotated password). cell0 is written over SQL, any other cell through
     ``cell_v2 create_cell`` / ``update_cell``; both take their URLs from
     nova.conf, never from argv, and no URL reaches the state's return."""
     def body(ret):
-        state = __salt__["nova_manage.cell_state"](name)
+        state = __salt__["nova_manage.cell_state"](name, config=config)
         if state is None:
             changes = {"cell": {"old": None, "new": name}}
             verb = "created"
@@ -98,12 +100,12 @@ def cell_present(name):
 
         def act():
             if name == "cell0":
-                __salt__["nova_manage.map_cell0"]()
+                __salt__["nova_manage.map_cell0"](config=config)
             elif state is None:
-                __salt__["nova_manage.create_cell"](name)
+                __salt__["nova_manage.create_cell"](name, config=config)
             else:
-                __salt__["nova_manage.update_cell"](state["uuid"])
-            now = __salt__["nova_manage.cell_state"](name)
+                __salt__["nova_manage.update_cell"](state["uuid"], config=config)
+            now = __salt__["nova_manage.cell_state"](name, config=config)
             if now is None or now["stale"]:
                 raise CommandExecutionError(f"nova-manage reported success but cell {name} "
                                             "does not have nova.conf's URLs")
@@ -124,7 +126,7 @@ def _absent_hosts(expected, registered):
     return [h for h in expected if _short(h) not in known]
 
 
-def hosts_discovered(name, expect=0, hosts=None):
+def hosts_discovered(name, expect=0, hosts=None, config=NOVA_CONF):
     """Every registered compute host is mapped to a cell. ``expect``: a count,
     or the host names of computes that must have registered (use ``retry`` to
     wait); a missing one is named. With a count, ``hosts`` (e.g. the fleet's
@@ -132,7 +134,7 @@ def hosts_discovered(name, expect=0, hosts=None):
     ``names``: Salt reserves it). In a test run, computes not registered yet
     are reported (result None): the run would start them first."""
     def body(ret):
-        known = __salt__["nova_manage.computes"]()
+        known = __salt__["nova_manage.computes"](config=config)
         registered, mapped = known["registered"], set(known["mapped"])
         if isinstance(expect, (list, tuple)):
             wanted = [str(h) for h in expect]
@@ -156,8 +158,8 @@ def hosts_discovered(name, expect=0, hosts=None):
         ret["comment"] = f"All {len(registered)} compute hosts are mapped to cells"
 
         def act():
-            __salt__["nova_manage.discover_hosts"]()
-            now = set(__salt__["nova_manage.computes"]()["mapped"])
+            __salt__["nova_manage.discover_hosts"](config=config)
+            now = set(__salt__["nova_manage.computes"](config=config)["mapped"])
             left = [h for h in missing if h not in now]
             if left:
                 raise CommandExecutionError(f"discover_hosts left unmapped: {', '.join(left)}")

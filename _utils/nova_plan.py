@@ -194,14 +194,17 @@ class _Plan:
 
     # ------------------------------------------------------------ Nova itself
     def db_sync(self):
-        after = self.sls("config", "database")
+        after, conf = self.sls("config", "database"), self.look["files"]["nova_conf"]
         if self.nova["dialect"] == "legacy":
-            return {"api_db": [], "cells": [], "db": [_state("nova-db-sync", name="db", require=after)]}
+            return {"api_db": [], "cells": [],
+                    "db": [_state("nova-db-sync", name="db", config=conf, require=after)]}
         return {
-            "api_db": [_state("nova-api-db-sync", name="api_db", require=after)],
-            "cells": [_state("nova-cell0-mapped", name="cell0", require=["nova-api-db-sync"]),
-                      _state("nova-cell1-present", name="cell1", require=["nova-cell0-mapped"])],
-            "db": [_state("nova-db-sync", name="db", require=["nova-cell1-present"])],
+            "api_db": [_state("nova-api-db-sync", name="api_db", config=conf, require=after)],
+            "cells": [_state("nova-cell0-mapped", name="cell0", config=conf,
+                             require=["nova-api-db-sync"]),
+                      _state("nova-cell1-present", name="cell1", config=conf,
+                             require=["nova-cell0-mapped"])],
+            "db": [_state("nova-db-sync", name="db", config=conf, require=["nova-cell1-present"])],
         }
 
     def _services(self):
@@ -245,7 +248,7 @@ class _Plan:
         # the compute minion ids name the missing ones (not a target expression)
         hosts = [] if isinstance(fleet["computes"], str) else list(fleet["computes"] or [])
         return {"hosts": [_state("nova-discover-hosts", name="computes", expect=expect,
-                                 hosts=hosts, retry=retry,
+                                 hosts=hosts, config=self.look["files"]["nova_conf"], retry=retry,
                                  require=self.sls("db_sync", "service"))]}
 
     # ------------------------------------------------------------ nova.clean

@@ -31,6 +31,7 @@ SLS = """
 cell:
   nova_manage.cell_present:
     - name: {{ pillar['cell'] }}
+    - config: {{ pillar['conf'] }}
 """
 
 
@@ -101,8 +102,8 @@ def sc(tmp_path, cells):
     call = SaltCall(tmp_path / "minion", minion_id="ctl1", grains=GRAINS["debian12"])
     call.write_sls("cells", SLS)
     # nova-manage is not needed for cell0 (a stand-in keeps the module loadable)
-    call.set_pillar({"cell": "cell0",
-                     "nova_manage": {"config": str(cells.conf), "bin": "/bin/true", "user": "root"}})
+    call.set_pillar({"cell": "cell0", "conf": str(cells.conf),
+                     "nova_manage": {"bin": "/bin/true", "user": "root"}})
     return call
 
 
@@ -145,8 +146,8 @@ def test_rotated_password_reported_by_test_mode_then_updated(sc, cells):
 
 
 def test_cell_whose_nova_manage_does_nothing_fails_clearly(sc, cells):
-    sc.set_pillar({"cell": "cell1",
-                   "nova_manage": {"config": str(cells.conf), "bin": "/bin/true", "user": "root"}})
+    sc.set_pillar({"cell": "cell1", "conf": str(cells.conf),
+                   "nova_manage": {"bin": "/bin/true", "user": "root"}})
     run = sc.apply("cells")
     assert run["cell"]["result"] is False
     assert "does not have nova.conf's URLs" in run["cell"]["comment"]

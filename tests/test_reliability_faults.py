@@ -428,9 +428,9 @@ def _discover_setup(tag, sandbox, computes, registered, attempts=3, interval=1):
                           fleet={"computes": computes,
                                  "discover": {"expect": len(computes), "attempts": attempts,
                                               "interval": interval}})
-    # nova_manage reads nova.conf from this path; nova-manage itself is not run
-    # by the check (a stand-in binary keeps the module loadable everywhere)
-    data["nova_manage"] = {"config": sandbox.files["nova_conf"], "bin": "/bin/true"}
+    # discovery reads the sandbox nova.conf (the formula passes its lookup
+    # path); nova-manage itself is not run by the check (a stand-in binary)
+    data["nova_manage"] = {"bin": "/bin/true"}
     return data
 
 
