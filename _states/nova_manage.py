@@ -36,11 +36,9 @@ def _run(name, body):
     """Call ``body(ret)``; an error becomes a failed state (or, in a test run
     behind pending states, result None with the reason)."""
     ret = __utils__["openstack_state.new_ret"](name)
-    try:
+    with __utils__["openstack_state.guard"](ret, test=_test(),
+                                             running=globals().get("__running__")):
         body(ret)
-    except Exception as exc:  # noqa: BLE001 - a failed state, masked, no traceback
-        __utils__["openstack_state.failed"](ret, exc, test=_test(),
-                                            running=globals().get("__running__"))
     return ret
 
 

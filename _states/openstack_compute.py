@@ -27,24 +27,16 @@ class _Invalid(Exception):
     """Bad input or a refusal: reported as a failed state, as it is."""
 
 
-class _Done(Exception):
-    """A write failed after others were made: the failure, and what was done."""
-
-    def __init__(self, cause, done):
-        super().__init__(str(cause))
-        self.cause, self.done = cause, done
-
-
 def _writes(*steps):
     """Run the ``(what, fun)`` steps in order; a failure after some of them
-    raises _Done naming those, so the state reports what it did change."""
+    is reported with those, so the state says what it did change."""
     done = []
     for what, fun in steps:
         try:
             fun()
         except Exception as exc:
             if done:
-                raise _Done(exc, done) from None
+                raise __utils__["openstack_state.partial"](exc, done) from None
             raise
         done.append(what)
 
@@ -60,14 +52,9 @@ def _test():
 def _run(name, body):
     """Call a state body; turn any error into a failed state, no traceback."""
     ret = __utils__["openstack_state.new_ret"](name)
-    try:
+    with __utils__["openstack_state.guard"](ret, invalid=(_Invalid,), test=_test(),
+                                             running=globals().get("__running__")):
         body(ret)
-    except _Done as exc:
-        __utils__["openstack_state.failed"](ret, exc.cause, invalid=(_Invalid,))
-        ret["changes"] = {"done before the failure": exc.done}
-    except Exception as exc:  # noqa: BLE001 - a failed state, masked, no traceback
-        __utils__["openstack_state.failed"](ret, exc, invalid=(_Invalid,), test=_test(),
-                                            running=globals().get("__running__"))
     return ret
 
 

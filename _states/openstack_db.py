@@ -36,11 +36,9 @@ def _mod(fun):
 def _guard(name, secrets, work):
     """Run ``work(ret)``; any error becomes a failed state with a masked comment."""
     ret = __utils__["openstack_state.new_ret"](name)
-    try:
+    with __utils__["openstack_state.guard"](ret, secrets, test=__opts__["test"],
+                                             running=globals().get("__running__")):
         work(ret)
-    except Exception as exc:  # noqa: BLE001 - a failed state, masked, no traceback
-        __utils__["openstack_state.failed"](ret, exc, secrets, test=__opts__["test"],
-                                            running=globals().get("__running__"))
     return ret
 
 

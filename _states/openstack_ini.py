@@ -38,7 +38,7 @@ def _converge(name, call, what):
     returning the changes; this reports them."""
     test = bool(__opts__.get("test"))
     ret = __utils__["openstack_state.new_ret"](name)
-    try:
+    with __utils__["openstack_state.guard"](ret, test=test, running=globals().get("__running__")):
         changes = call(test)
         parts = []
         option_count = _count({k: v for k, v in changes.items() if k != "permissions"})
@@ -50,9 +50,6 @@ def _converge(name, call, what):
         ret["comment"] = f"{name}: {what} already as wanted"
         __utils__["openstack_state.change"](ret, changes, test, would=f"{name}: would change {summary}",
                                             done=f"{name}: changed {summary}")
-    except Exception as exc:  # noqa: BLE001 - a failed state, masked, no traceback
-        __utils__["openstack_state.failed"](ret, exc, test=test,
-                                            running=globals().get("__running__"))
     return ret
 
 

@@ -43,11 +43,9 @@ def _test():
 def _run(name, body):
     """Call a state body; turn any error into a failed state, no traceback."""
     ret = __utils__["openstack_state.new_ret"](name)
-    try:
+    with __utils__["openstack_state.guard"](ret, invalid=(_Invalid,), test=_test(),
+                                             running=globals().get("__running__")):
         body(ret)
-    except Exception as exc:  # noqa: BLE001 - a failed state, masked, no traceback
-        __utils__["openstack_state.failed"](ret, exc, invalid=(_Invalid,), test=_test(),
-                                            running=globals().get("__running__"))
     return ret
 
 

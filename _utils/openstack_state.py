@@ -21,7 +21,15 @@ here would not find them. The state keeps the control flow::
         return ret
 
 ``failed`` turns an error into a failed state whose comment is masked (or,
-in a test run where earlier states are pending, into result None).
+in a test run where earlier states are pending, into result None); ``guard``
+does it for a ``with`` block, so every state module runs its bodies the same
+way (the block runs in the state's own frame, its dunders intact)::
+
+    ret = __utils__["openstack_state.new_ret"](name)
+    with __utils__["openstack_state.guard"](ret, test=__opts__["test"],
+                                             running=globals().get("__running__")):
+        body(ret)
+    return ret
 """
 import logging
 import re
@@ -137,3 +145,43 @@ def change(ret, changes, test, would, done):
     if done is not None:
         ret["comment"] = done
     return True
+
+
+class _Partial(Exception):
+    """A write failed after others were made: the cause, and what was done."""
+
+    def __init__(self, cause, done):
+        super().__init__(str(cause))
+        self.cause, self.done = cause, list(done)
+
+
+def partial(cause, done):
+    """The exception to raise when a write fails after the writes ``done``
+    (labels): ``guard`` reports the failure and, as changes, what was done."""
+    return _Partial(cause, done)
+
+
+class _Guard:
+    def __init__(self, ret, secrets, invalid, test, running):
+        self.ret, self.secrets, self.invalid = ret, secrets, invalid
+        self.test, self.running = test, running
+
+    def __enter__(self):
+        return self.ret
+
+    def __exit__(self, kind, exc, trace):
+        if not isinstance(exc, Exception):
+            return False  # no error, or KeyboardInterrupt/SystemExit: not ours
+        if isinstance(exc, _Partial):
+            failed(self.ret, exc.cause, self.secrets, self.invalid)
+            self.ret["changes"] = {"done before the failure": exc.done}
+        else:
+            failed(self.ret, exc, self.secrets, self.invalid, self.test, self.running)
+        return True
+
+
+def guard(ret, secrets=(), invalid=(), test=False, running=None):
+    """A context manager: an error raised in its block makes ``ret`` a failed
+    state (``failed``, with these arguments), never a traceback; a ``partial``
+    one also lists what was done before it."""
+    return _Guard(ret, secrets, invalid, test, running)
