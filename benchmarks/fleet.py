@@ -83,7 +83,7 @@ def main():
 
     fleet = Fleet(name=args.name, formula=args.formula)
     fleet.down(purge=True)
-    rows, calls = [], {}
+    rows, calls, memory = [], {}, {}
     try:
         fleet.up([CTL] + COMPUTES, systemd=SYSTEMD)
         fleet.support_up()
@@ -113,6 +113,8 @@ def main():
             samples = [salt_call_noop(fleet, host) for _ in range(args.runs + 1)][1:]
             calls[host] = (statistics.median(s[0] for s in samples), samples[0][1],
                            statistics.median(s[2] for s in samples))
+        # memory of the rolled-out hosts (every process of each, PSS)
+        memory = {host: fleet.memory(host) / 1024 for host in [CTL] + COMPUTES}
     finally:
         if not args.keep:
             fleet.down(purge=True)
@@ -137,6 +139,9 @@ def main():
         print(f"| {what} ({host}) | {took:.2f} | {n} | {own:.2f} | "
               f"{took / calls[CTL][0]:.2f} |")
     print("\ntarget: a compute's whole no-op <= 0.33 of the controller's")
+    print("\nPSS after the rollout, MiB: " + ", ".join(
+        f"{host} {mib:.0f}" for host, mib in memory.items())
+          + " (ctl: salt-master, support layer and Nova's control plane; cmp2: systemd)")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ to ACTIVE) runs under an argv sampler, then everything a local user could
 read is searched, and the passwords are shown to work.
 """
 import os
+import re
 import stat
 import subprocess
 from urllib.parse import urlsplit, urlunsplit
@@ -119,3 +120,7 @@ def test_full_deploy_with_sentinel_passwords_leaks_nothing_and_boots_a_server():
                 _write_private(_password_file(name), text.rstrip("\n"))
         back = subprocess.run(["bash", AIO], capture_output=True, text=True, timeout=1800)
         assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
+    # ...and then it does: the passwords and every record they are in are back
+    again = subprocess.run(["bash", AIO, "apply"], capture_output=True, text=True, timeout=1800)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert re.search(r"\d+ states, 0 changed$", again.stdout.strip()), again.stdout

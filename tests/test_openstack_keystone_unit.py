@@ -369,6 +369,12 @@ def test_duplicates_removed_other_services_and_interfaces_kept(env):
     theirs = env.fake.add("endpoints", service_id=other["id"], interface="public",
                           url="http://g:9292", region_id="RegionOne", enabled=True)
     env.new_run()
+    dry = env.endpoints_present("compute", public=GUIDE_PUBLIC, test=True)
+    # a dry run says what it would remove, and removes nothing
+    assert dry["result"] is None
+    assert dry["changes"] == {"duplicates to remove": [f"public {dup['id']}"]}
+    assert not env.fake.writes()
+    env.new_run()
     ret = env.endpoints_present("compute", public=GUIDE_PUBLIC)  # internal/admin not given
     assert ret["changes"] == {"duplicates removed": [f"public {dup['id']}"]}
     assert len(endpoints(env.fake)) == 3
