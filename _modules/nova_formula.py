@@ -20,12 +20,11 @@ import salt.utils.systemd
 __virtualname__ = "nova_formula"
 
 # The concerns in the order of the install guide; each is an SLS folder.
-CONCERNS = ("database", "identity", "packages", "config", "firewall", "nova_network", "sysctl",
-            "libvirt", "db_sync", "service", "discover")
+CONCERNS = ("database", "identity", "packages", "config", "policy", "firewall", "nova_network",
+            "sysctl", "libvirt", "db_sync", "service", "discover", "aggregates")
 # pillar nova:manage flag that switches a concern off (config always runs)
 MANAGED_BY = {"service": "services"}
-SERVICE_ORDER = ("messagebus", "libvirt", "api", "scheduler", "conductor", "compute")
-NOVA_SERVICES = ("api", "scheduler", "conductor", "compute")
+ROLES = ("api", "scheduler", "conductor", "compute")
 
 
 def __virtual__():
@@ -67,7 +66,7 @@ def sync_conductor(fleet):
     return _u("nova_plan.sync_conductor")(fleet)
 
 
-def fleet_targets(fleet):
+def fleet_targets(fleet, aggregates=None):
     """The orchestrate's targets (nova/orch/*.sls, rendered on the master):
     the one-off job minions and a target per step, roles given as compound
     targets matched against the master's minion data cache.
@@ -77,6 +76,8 @@ def fleet_targets(fleet):
     .. code-block:: bash
 
         salt-run salt.cmd nova_formula.fleet_targets "$(salt-call --out=json pillar.get nova:fleet)"
+
+    ``aggregates``: nova:aggregates (when set, a last step makes them).
     """
     resolved = {}
     for role in ("controllers", "conductors", "computes"):
@@ -88,7 +89,7 @@ def fleet_targets(fleet):
             found = __salt__["saltutil.runner"]("cache.grains", tgt=fleet[role],
                                                 tgt_type="compound") or {}
             resolved[role] = sorted(found)
-    return _u("nova_plan.fleet_targets")(fleet, resolved)
+    return _u("nova_plan.fleet_targets")(fleet, resolved, aggregates)
 
 
 def _placement(nova, me):
@@ -120,7 +121,20 @@ def validate(nova, raw=None, releases=None):
         return errors
     me = _minion_id()
     return _u("nova_schema.across_keys")(nova, set(nova["roles"]), _placement(nova, me), me,
-                                         _rules())
+                                         _rules()) + _unknown_policy_rules(nova)
+
+
+def _unknown_policy_rules(nova):
+    """nova:policy rules the installed Nova does not know, checked against its
+    policy sample when it is installed (else the policy state checks them
+    once the packages are in)."""
+    sample = nova["lookup"]["policy_sample"]
+    if "api" not in nova["roles"] or not nova["policy"] or not sample or not os.path.exists(sample):
+        return []
+    with open(sample, encoding="utf-8", errors="replace") as fh:
+        known = set(_u("nova_dialects.policy_rule_names")(fh.read()))
+    return [f"nova:policy:{name}: not a rule of the installed Nova (see {sample})"
+            for name in sorted(nova["policy"]) if name not in known]
 
 
 def schema():
@@ -166,8 +180,10 @@ def _concerns(nova, roles, where, driver):
         and bool(look["services"].get("nova_network")),
         "sysctl": compute and nova["network"]["type"] == "neutron" and bool(nova["sysctl"]),
         "libvirt": libvirt and nova["network"]["plugin"] == "linuxbridge",
+        "policy": "api" in roles and bool(look["policy_file"]),
         "db_sync": where["db_sync"], "service": bool(roles),
         "discover": where["db_sync"] and nova["dialect"] == "current",
+        "aggregates": where["identity"] and bool(nova["aggregates"]),
     }
     return [c for c in CONCERNS if wanted[c]], libvirt
 
@@ -228,7 +244,7 @@ def _plan(nova, raw, releases, tplroot):
     if errors:
         return _refused("Invalid pillar, nothing was changed:", errors)
     me = _minion_id()
-    roles = [r for r in NOVA_SERVICES if r in nova["roles"]]
+    roles = [r for r in ROLES if r in nova["roles"]]
     where = _placement(nova, me)
     wanted, libvirt = _concerns(nova, set(roles), where, nova["compute"]["driver"])
     left_out = [c for c in wanted if not nova["manage"].get(MANAGED_BY.get(c, c), True)]
@@ -240,7 +256,8 @@ def _plan(nova, raw, releases, tplroot):
     facts = {"roles": roles, "where": where, "libvirt": libvirt, "concerns": concerns,
              "tplroot": tplroot, "databases": _u("nova_dialects.databases")(nova),
              "sections": _u("nova_dialects.sections")(nova, roles, _my_ip(nova), workers),
-             "api_server_file": _u("nova_dialects.api_server_file")(nova, roles, workers),
+             "server_files": _u("nova_dialects.server_files")(nova, roles, workers),
+             "policy_file": _u("nova_dialects.policy_file")(nova, roles),
              "files_of": _u("nova_schema.files")(),
              "sysctl_missing": _sysctl_missing(nova) if "sysctl" in concerns else []}
     out = _u("nova_plan.states")(nova, facts)

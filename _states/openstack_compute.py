@@ -402,6 +402,29 @@ def aggregate_present(name, availability_zone=None, hosts=None, metadata=None,
     return _run(name, body)
 
 
+def aggregate_hosts_left(name, hosts, auth=None, cloud=None):
+    """Every host not in ``hosts`` out of the aggregate ``name`` (nothing is
+    added or created; a missing aggregate is fine). Run before the
+    aggregates' ``aggregate_present`` so that a host moving between zones has
+    left its old one when it joins the new one (Nova refuses a host in two)."""
+    def body(ret):
+        _aggregate_input(name, None, hosts, None)
+        ka = _auth(auth, cloud)
+        what = f"aggregate '{name}'"
+        agg = _nc("aggregate_get", name, **ka)
+        ret["comment"] = f"{what} holds no host it should not"
+        leaving = sorted(set(agg["hosts"]) - set(hosts)) if agg else []
+        changes = {"hosts": {"old": agg["hosts"], "new": sorted(set(agg["hosts"]) - set(
+            leaving))}} if leaving else {}
+
+        def act():
+            _writes(*[(f"removed host {h}", lambda h=h: _nc("aggregate_remove_host", agg["id"],
+                                                             h, **ka)) for h in leaving])
+
+        _change(ret, changes, f"{what}: host(s) {', '.join(leaving)}", "removed", act)
+    return _run(name, body)
+
+
 def aggregate_absent(name, auth=None, cloud=None):
     """No host aggregate ``name`` (its hosts are removed from it first, as Nova requires)."""
     def body(ret):

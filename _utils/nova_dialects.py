@@ -11,6 +11,7 @@ release, and the URLs they hold.
 user and password percent-encoded (Jinja string concatenation breaks on
 ``@ : / % #``...).
 """
+import re
 from urllib.parse import quote
 
 VIF_DRIVERS = {
@@ -117,6 +118,16 @@ def _legacy(nova, roles, conf, paste):
                  metadata_proxy_shared_secret=nt["metadata_secret"])
         if "compute" in roles:
             _put(conf, "libvirt", vif_driver=VIF_DRIVERS[net["plugin"]])
+    con = nova["console"]
+    if "compute" in roles:
+        _put(conf, "DEFAULT", vnc_enabled=con["enabled"])
+        if con["enabled"]:
+            _put(conf, "DEFAULT", vncserver_listen=con["server_listen"],
+                 vncserver_proxyclient_address=conf["DEFAULT"]["my_ip"],
+                 novncproxy_base_url=con["base_url"])
+    if "api" in roles and con["enabled"]:
+        _put(conf, "DEFAULT", novncproxy_host=con["proxy_host"],
+             novncproxy_port=int(con["proxy_port"]))
 
 
 def _keystone_client(opts, conf_section, conf):
@@ -153,6 +164,16 @@ def _current(nova, roles, conf, paste):
                  metadata_proxy_shared_secret=net["neutron"]["metadata_secret"])
     if nova["glance"]["api_servers"]:
         _put(conf, "glance", api_servers=",".join(nova["glance"]["api_servers"]))
+    con = nova["console"]
+    if "compute" in roles:
+        _put(conf, "vnc", enabled=con["enabled"])
+        if con["enabled"]:
+            _put(conf, "vnc", server_listen=con["server_listen"],
+                 server_proxyclient_address=conf["DEFAULT"]["my_ip"],
+                 novncproxy_base_url=con["base_url"])
+    if "api" in roles and con["enabled"]:
+        _put(conf, "vnc", novncproxy_host=con["proxy_host"],
+             novncproxy_port=int(con["proxy_port"]))
 
 
 DIALECTS = {"legacy": _legacy, "current": _current}
@@ -188,16 +209,22 @@ def sections(nova, roles, my_ip, workers):
     DIALECTS[nova["dialect"]](nova, roles, conf, paste)
     _common(nova, roles, conf, compute)
     if "api" in roles and nova["lookup"]["api_server"] == "eventlet":
-        # Nova serves its API itself (RedHat): where and how wide, in nova.conf
+        # Nova serves its APIs itself (RedHat): which, where and how wide, in nova.conf
+        meta = nova["metadata"]
         _put(conf, "DEFAULT", osapi_compute_listen=nova["api"]["bind_host"],
-             osapi_compute_listen_port=int(nova["api"]["port"]), osapi_compute_workers=workers)
+             osapi_compute_listen_port=int(nova["api"]["port"]), osapi_compute_workers=workers,
+             enabled_apis="osapi_compute,metadata" if meta["enabled"] else "osapi_compute")
+        if meta["enabled"]:
+            _put(conf, "DEFAULT", metadata_listen=meta["bind_host"],
+                 metadata_listen_port=int(meta["port"]),
+                 metadata_workers=int(meta["workers"] or workers))
     return {"nova_conf": conf, "api_paste": paste, "compute_conf": compute}
 
 
 # Debian's init script asks "is any uwsgi_python3 running?" (Keystone's and
 # Placement's count too); read nova-api's own pidfile instead. The file is
 # sourced after /lib/lsb/init-functions, so this wins for `status`.
-UWSGI_STATUS = """# Its status: nova-api's pidfile, not any uwsgi process on the host.
+UWSGI_STATUS = """# Its status: its own pidfile, not any uwsgi process on the host.
 status_of_proc () {
     if pidofproc -p "$PIDFILE" "$1" >/dev/null; then log_success_msg "$2 is running"; return 0; fi
     log_failure_msg "$2 is not running"
@@ -206,17 +233,68 @@ status_of_proc () {
 """
 
 
-def api_server_file(nova, roles, workers):
-    """(path, contents) of the file that tells a uwsgi-served API (Debian) where
-    to listen and how many workers to run, or None."""
-    look, api = nova["lookup"], nova["api"]
-    if "api" not in roles or look["api_server"] != "uwsgi" or not look["api_server_file"]:
+def _uwsgi_args(host, port, ini, workers, ssl):
+    socket = f"--http-socket {host}:{int(port)}"
+    if ssl["enabled"]:
+        socket = f"--https-socket {host}:{int(port)},{ssl['cert_file']},{ssl['key_file']}"
+    return f'DAEMON_ARGS="{socket} --ini {ini} --processes {int(workers)}"\n'
+
+
+CONSOLE_DEFAULT = ("# Managed by the nova formula (nova:console): the console proxy the init\n"
+                   "# scripts start (the serial proxy is not used).\n"
+                   "NOVA_CONSOLE_PROXY_TYPE=novnc\nNOVA_SERIAL_PROXY_START=false\n")
+
+
+def server_files(nova, roles, workers):
+    """{file id: {"path", "contents", "service"}}: the shell files a Debian
+    init script reads after building its arguments: where each uwsgi-served
+    API (nova-api, nova-api-metadata) listens and how many workers it runs,
+    and which console proxy nova-consoleproxy starts. Each is read by one
+    service, which restarts when it changes."""
+    look, api, meta = nova["lookup"], nova["api"], nova["metadata"]
+    out = {}
+    if "api" not in roles:
+        return out
+    uwsgi = look["api_server"] == "uwsgi"
+    if uwsgi and look["api_server_file"]:
+        out["api_server"] = {
+            "path": look["api_server_file"], "service": "api",
+            "contents": "# Managed by the nova formula (nova:api): where nova-api listens, how "
+                        "many workers.\n" + _uwsgi_args(api["bind_host"], api["port"],
+                                                       look["api_uwsgi_ini"], workers,
+                                                       api["ssl"]) + UWSGI_STATUS}
+    if uwsgi and meta["enabled"] and look["metadata_server_file"]:
+        out["metadata_server"] = {
+            "path": look["metadata_server_file"], "service": "metadata",
+            "contents": "# Managed by the nova formula (nova:metadata): where the metadata API "
+                        "listens, how many workers.\n" + _uwsgi_args(
+                            meta["bind_host"], meta["port"], look["metadata_uwsgi_ini"],
+                            meta["workers"] or workers, {"enabled": False}) + UWSGI_STATUS}
+    if nova["console"]["enabled"] and look["console_default_file"]:
+        out["console_default"] = {"path": look["console_default_file"],
+                                  "service": "novncproxy", "contents": CONSOLE_DEFAULT}
+    return out
+
+
+def policy_file(nova, roles):
+    """(path, contents) of policy.yaml on API nodes: the rules of nova:policy
+    only (Nova's defaults for the rest), or None elsewhere."""
+    if "api" not in roles or not nova["lookup"]["policy_file"]:
         return None
-    socket = f"--http-socket {api['bind_host']}:{int(api['port'])}"
-    if api["ssl"]["enabled"]:
-        socket = (f"--https-socket {api['bind_host']}:{int(api['port'])},"
-                  f"{api['ssl']['cert_file']},{api['ssl']['key_file']}")
-    return (look["api_server_file"],
-            "# Managed by the nova formula (nova:api): where nova-api listens, how many workers.\n"
-            f'DAEMON_ARGS="{socket} --ini {look["api_uwsgi_ini"]} --processes {workers}"\n'
-            + UWSGI_STATUS)
+    lines = ["# Managed by the nova formula (nova:policy): the rules that differ from "
+             "Nova's defaults."]
+    lines += [f"{_yaml_str(name)}: {_yaml_str(rule)}"
+              for name, rule in sorted(nova["policy"].items())]
+    return nova["lookup"]["policy_file"], "\n".join(lines) + "\n"
+
+
+def _yaml_str(text):
+    """``text`` as a double-quoted YAML scalar (also valid JSON)."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def policy_rule_names(sample_text):
+    """The rule names of a policy sample (oslopolicy-sample-generator's
+    YAML, as Debian ships it): every default, commented out or not, and the
+    deprecated names it lists."""
+    return sorted(set(re.findall(r'^#? ?"([^"\n]+)":', sample_text, re.M)))

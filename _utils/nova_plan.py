@@ -13,7 +13,9 @@ import json
 import secrets
 import shlex
 
-NOVA_SERVICES = ("api", "scheduler", "conductor", "compute")
+# Nova's own daemons, in the guide's order (the metadata API and the console
+# proxy run beside the Compute API); each starts after the DB sync
+NOVA_SERVICES = ("api", "metadata", "novncproxy", "scheduler", "conductor", "compute")
 SERVICE_ORDER = ("messagebus", "libvirt") + NOVA_SERVICES
 REQUISITES = ("require", "watch", "prereq", "onchanges")
 POLICY_RC_D = "#!/bin/sh\n# nova-formula: no daemon starts while Nova's packages install\nexit 101\n"
@@ -42,7 +44,15 @@ class _Plan:
         pkgs = [self.look["pkgs"][r] for r in self.facts["roles"]]
         if "compute" in self.roles and self.nova["compute"]["block_storage"]:
             pkgs.append(self.look["pkgs"]["cinderclient"])
+        if self._console_proxy() and self.look["pkgs"].get("novncproxy"):
+            pkgs.append(self.look["pkgs"]["novncproxy"])
         return pkgs
+
+    def _console_proxy(self):
+        return "api" in self.roles and self.nova["console"]["enabled"]
+
+    def _metadata(self):
+        return "api" in self.roles and self.nova["metadata"]["enabled"]
 
     def _files(self):
         """[(file id, path, sections)] of the INI files this minion manages,
@@ -136,11 +146,10 @@ class _Plan:
             options.append(_state(f"nova-config-{fid}", name=path, sections=sections,
                                   secret_keys=list(self.nova["secret_keys"]),
                                   require=[f"nova-config-{fid}-permissions"]))
-        if self.facts["api_server_file"]:
-            path, contents = self.facts["api_server_file"]
-            plain.append(_state("nova-config-api_server", name=path, contents=contents,
-                                mode="0644", user="root", group="root",
-                                require=self.sls("packages") or None))
+        for fid, spec in sorted(self.facts["server_files"].items()):
+            plain.append(_state(f"nova-config-{fid}", name=spec["path"],
+                                contents=spec["contents"], mode="0644", user="root",
+                                group="root", require=self.sls("packages") or None))
         return {"permissions": perms, "options": options, "plain": plain}
 
     def firewall(self):
@@ -150,6 +159,10 @@ class _Plan:
             ports["vnc"] = fw["vnc_ports"]
         if "api" in self.roles:
             ports["api"] = fw["api_port"]
+        if self._console_proxy():
+            ports["console"] = self.nova["console"]["proxy_port"]
+        if self._metadata():
+            ports["metadata"] = self.nova["metadata"]["port"]
         boot = look["iptables_boot"] if fw["persist"] else {}
         pkgs = [look["iptables_pkg"]] + [p for p in [boot.get("pkg")] if p and p != look["iptables_pkg"]]
         return {
@@ -209,7 +222,8 @@ class _Plan:
 
     def _services(self):
         """The services of this minion in the guide's order (8.2.14)."""
-        wanted = {"messagebus": "compute" in self.roles, "libvirt": self.facts["libvirt"]}
+        wanted = {"messagebus": "compute" in self.roles, "libvirt": self.facts["libvirt"],
+                  "metadata": self._metadata(), "novncproxy": self._console_proxy()}
         return [svc for svc in SERVICE_ORDER if (wanted.get(svc) or svc in self.roles)
                 and self.look["services"].get(svc)]
 
@@ -224,8 +238,8 @@ class _Plan:
             # only when one of them changed (not on a mode fix)
             watch = [f"nova-config-{fid}" for fid in self.look["service_files"].get(svc, [])
                      if fid in files]
-            if svc == "api" and self.facts["api_server_file"]:
-                watch.append("nova-config-api_server")
+            watch += [f"nova-config-{fid}" for fid, spec in
+                      sorted(self.facts["server_files"].items()) if spec["service"] == svc]
             if svc == "libvirt":
                 watch += self.sls("libvirt")
             running.append(_state(f"nova-service-{svc}", name=self.look["services"][svc],
@@ -236,7 +250,56 @@ class _Plan:
             enabled.append(_state(f"nova-service-{svc}-enabled", name=self.look["services"][svc],
                                   require=[f"nova-service-{svc}"]))
             previous = [f"nova-service-{svc}"]
-        return {"running": running, "enabled": enabled}
+        # a daemon the api package ships that pillar switched off (Debian's
+        # nova-api-metadata): stopped, and not started at boot
+        stopped, disabled = [], []
+        if "api" in self.roles and not self._metadata() and self.look["services"].get("metadata"):
+            name = self.look["services"]["metadata"]
+            stopped.append(_state("nova-service-metadata-dead", name=name,
+                                  onlyif=self._ours_runs("metadata"),
+                                  require=self.sls("packages") or None))
+            disabled.append(_state("nova-service-metadata-disabled", name=name,
+                                   require=["nova-service-metadata-dead"]))
+        return {"running": running, "enabled": enabled, "stopped": stopped,
+                "disabled": disabled}
+
+    def policy(self):
+        """API policy overrides (nova:policy) in policy.yaml: only the rules
+        given. Their names are checked against the installed Nova's defaults
+        (prereq: only when the file would change, so a no-op reads nothing and
+        starts nothing); nothing restarts, oslo.policy reloads a changed file."""
+        path, contents = self.facts["policy_file"]
+        return {
+            "known": [_state("nova-policy-rules-known", name=path,
+                             rules=sorted(self.nova["policy"]),
+                             sample=self.look["policy_sample"], prereq=["nova-policy-file"])],
+            "file": [_state("nova-policy-file", name=path, contents=contents, mode="0640",
+                            user="root", group=self.look["group"],
+                            require=self.sls("packages") or None)],
+        }
+
+    def aggregates(self):
+        """Host aggregates and zones (nova:aggregates), after the computes are
+        mapped: removed aggregates first, then every host that leaves an
+        aggregate, then each aggregate as pillar says (a host moving between
+        zones is out of the old one before it joins the new one)."""
+        cred, after = self._credentials(), self.sls("service", "discover")
+        absent, leavers, present = [], [], []
+        for name, agg in sorted(self.nova["aggregates"].items()):
+            if agg is None:
+                absent.append(_state(f"nova-aggregate-{name}-absent", name=name, **cred,
+                                     require=after or None))
+                continue
+            hosts = sorted(agg.get("hosts") or [])
+            leavers.append(_state(f"nova-aggregate-{name}-leavers", name=name, hosts=hosts,
+                                  **cred, require=after or None))
+            present.append(_state(f"nova-aggregate-{name}", name=name, hosts=hosts,
+                                  availability_zone=agg.get("availability_zone"),
+                                  metadata=agg.get("metadata"), **cred))
+        first = [s["id"] for s in absent + leavers]
+        for state in present:
+            state["args"]["require"] = first
+        return {"absent": absent, "leavers": leavers, "present": present}
 
     def discover(self):
         fleet = self.nova["fleet"]
@@ -271,6 +334,11 @@ class _Plan:
         look, concerns = self.look, self.facts["concerns"]
         data = self.nova["clean"]["data"]
         out = {}
+        if "aggregates" in concerns and data:
+            # first: through the Compute API, before its services stop
+            out["aggregates"] = {"absent": [
+                _state(f"nova-aggregate-{name}-absent", name=name, **self._credentials())
+                for name, agg in sorted(self.nova["aggregates"].items()) if agg is not None]}
         if "service" in concerns:
             nova_services = [svc for svc in reversed(self._services()) if svc in NOVA_SERVICES]
             out["service"] = {
@@ -296,13 +364,17 @@ class _Plan:
                                                pattern=f"^{_re(key)} = {_re(str(value))}$",
                                                repl=f"#{key} = {value}", ignore_if_missing=True)
                                         for key, value in self._qemu_lines()]}
+        if "policy" in concerns:
+            # before the purge: a file of ours in /etc/nova would keep dpkg
+            # from removing the folder
+            out["policy"] = {"absent": [_state("nova-policy-file-absent",
+                                               name=self.facts["policy_file"][0])]}
         if "packages" in concerns:
             out["packages"] = {"purged": [_state("nova-packages-purged", pkgs=(
                 self.facts["packages"] + [look["pkgs"][p] for p in ("common", "python")]))]}
         if "config" in concerns:
             files = [(fid, path) for fid, path, _ in self.facts["files"]]
-            if self.facts["api_server_file"]:
-                files.append(("api_server", self.facts["api_server_file"][0]))
+            files += [(fid, spec["path"]) for fid, spec in sorted(self.facts["server_files"].items())]
             out["config"] = {"absent": [_state(f"nova-config-{fid}-absent", name=path)
                                         for fid, path in files]}
         if "identity" in concerns and data:
@@ -368,10 +440,12 @@ def sync_conductor(fleet):
     return sorted(conductors)[0] if conductors else None
 
 
-def fleet_targets(fleet, resolved):
+def fleet_targets(fleet, resolved, aggregates=None):
     """The orchestrate's targets from ``nova:fleet``. ``resolved``: the minion
     ids of each role given as a compound target ({role: [ids]}, matched on the
-    master), so the one-off jobs and host discovery know them."""
+    master), so the one-off jobs and host discovery know them. With
+    ``aggregates`` (nova:aggregates), a last step makes them on the identity
+    minion once the computes are mapped (its earlier run leaves them out)."""
     def ids(role):
         spec = fleet.get(role) or []
         return list(resolved.get(role, [])) if isinstance(spec, str) else list(spec)
@@ -399,12 +473,14 @@ def fleet_targets(fleet, resolved):
     compute_ids, size = sorted(ids("computes")), int(fleet.get("batch") or 1)
     # the databases and Keystone records get a step of their own only on a
     # minion other than the sync conductor, whose `nova` run makes them anyway
-    one_off = [{"step": f"nova-orch-{job}", "tgt": [where], "sls": f"nova.{job}"}
+    one_off = [{"step": f"nova-orch-{job}", "tgt": where, "sls": f"nova.{job}"}
                for job, where in (("database", database), ("identity", identity))
                if where and where != sync]
     return {
         "errors": errors, "sync": sync, "database": database, "identity": identity,
-        "one_off": one_off,
+        "one_off": one_off, "aggregates": identity if aggregates else None,
+        # the control plane's runs leave host aggregates out: they wait for the computes
+        "hold": {"nova": {"manage": {"aggregates": False}}} if aggregates else {},
         "control": rest, "computes": _compound([computes]),
         "everyone": _compound(control + [computes, [database, identity]]),
         "compute_ids": compute_ids, "max_fail": int(fleet.get("max_fail") or 0),

@@ -101,6 +101,17 @@ SCHEMA = {
     "placement:user": ("str", "[placement] username"),
     "placement:password": ("secret", "[placement] password (required on current releases)"),
     "glance:api_servers": ("urllist", "[glance] api_servers (empty: from the catalog)"),
+    "console:enabled": ("bool", "noVNC consoles: the proxy (nova-novncproxy) on API nodes, [vnc] on computes"),
+    "console:proxy_host": ("ip", "address the noVNC proxy listens on (novncproxy_host)"),
+    "console:proxy_port": ("port", "its port (novncproxy_port, 6080), opened by the firewall on API nodes"),
+    "console:base_url": ("url", "novncproxy_base_url given to clients (computes): the proxy's public URL"),
+    "console:server_listen": ("ip", "[vnc] server_listen on computes: where their VNC servers listen"),
+    "metadata:enabled": ("bool", "the metadata API on API nodes (Debian: nova-api-metadata; RedHat: inside openstack-nova-api)"),
+    "metadata:bind_host": ("ip", "address the metadata API listens on"),
+    "metadata:port": ("port", "its port (8775), opened by the firewall on API nodes"),
+    "metadata:workers": ("posint?", "its worker processes; null: as nova:api:workers"),
+    "policy": ("policy", "API policy overrides written to policy.yaml on API nodes: <rule>: <check string>; a rule the installed Nova does not know is refused"),
+    "aggregates": ("aggregates", "host aggregates on the identity minion: <name>: {availability_zone, hosts, metadata} (hosts not listed are removed from it), or null to remove the aggregate"),
     "firewall:vnc_ports": ("portrange", "VNC console ports opened on computes (8.2.6, 5900:5999)"),
     "firewall:api_port": ("port", "port opened on API nodes (8.2.6, 8774)"),
     "firewall:persist": ("bool", "restore the saved rules at boot (Debian: netfilter-persistent; RedHat: the iptables service)"),
@@ -128,6 +139,8 @@ SCHEMA = {
     "manage:db_sync": ("bool", "run nova-manage DB sync and cell setup"),
     "manage:services": ("bool", "start, enable and restart services"),
     "manage:discover": ("bool", "map new compute hosts to cells"),
+    "manage:policy": ("bool", "write policy.yaml on API nodes (false: another tool owns it)"),
+    "manage:aggregates": ("bool", "host aggregates and availability zones (the orchestrate runs them after discovery)"),
     "clean:data": ("bool", "nova.clean also drops the databases, DB users and Keystone records (default false: data is kept)"),
     "lookup": ("map", "OS/release facts (package, service, file names): override only to port the formula"),
 }
@@ -146,7 +159,7 @@ NO_SLASH = ("messaging:user", "messaging:password")
 # password then never logs in.
 ASCII_ONLY = ("database:password",)
 # Types whose values never reach an INI file as they are.
-NOT_INI = ("config", "map", "dbadmin", "ksadmin")
+NOT_INI = ("config", "map", "dbadmin", "ksadmin", "policy", "aggregates")
 V3_URLS = ("identity:auth_url", "placement:auth_url", "network:neutron:auth_url")
 DB_NAME_MAX = 64  # MySQL identifier limit
 
@@ -352,6 +365,52 @@ def _map(value, ctx):
     return None if isinstance(value, dict) else "must be a mapping"
 
 
+def _policy(value, ctx):
+    if not isinstance(value, dict):
+        return "must be a mapping of rule name -> check string"
+    for name, rule in value.items():
+        if not isinstance(name, str) or not name.strip() or "\n" in name:
+            return f"rule names are non-empty one-line strings, got {name!r}"
+        if not isinstance(rule, str) or "\n" in rule:
+            return (f"the check string of {name!r} must be a one-line string "
+                    f"(e.g. 'role:admin or role:reader'), got {rule!r}")
+    return None
+
+
+AGGREGATE_KEYS = ("availability_zone", "hosts", "metadata")
+
+
+def _aggregates(value, ctx):
+    if not isinstance(value, dict):
+        return "must be a mapping of aggregate name -> {availability_zone, hosts, metadata}"
+    for name, agg in value.items():
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            return f"aggregate names are non-empty strings of at most 255 characters, got {name!r}"
+        if agg is None:
+            continue  # to be removed
+        err = _known_keys(agg, AGGREGATE_KEYS)
+        if err:
+            return f"{name}: {err}"
+        zone = agg.get("availability_zone")
+        if zone is not None and (not isinstance(zone, str) or not zone.strip()):
+            return f"{name}: availability_zone must be a zone name or null, got {zone!r}"
+        if _strlist(agg.get("hosts", []), ctx):
+            return f"{name}: hosts must be a list of compute host names"
+        meta = agg.get("metadata", {})
+        if not isinstance(meta, dict) or "availability_zone" in meta or any(
+                not isinstance(v, (str, int, float, bool)) and v is not None
+                for v in meta.values()):
+            return (f"{name}: metadata must map keys to strings, numbers or booleans "
+                    "(the zone goes in availability_zone)")
+    zones = {}
+    for name, agg in value.items():
+        for host in (agg or {}).get("hosts", []) if (agg or {}).get("availability_zone") else []:
+            if zones.setdefault(host, agg["availability_zone"]) != agg["availability_zone"]:
+                return (f"host {host!r} is in two availability zones ({zones[host]}, "
+                        f"{agg['availability_zone']}): Nova allows one")
+    return None
+
+
 def _config(value, ctx):
     if not isinstance(value, dict):
         return "must be a mapping of file -> section -> key -> value"
@@ -384,6 +443,7 @@ CHECKS = {
     "strlist": _strlist, "targets": _targets, "minion": _minion, "url": _url,
     "urllist": _urllist, "port": _port, "portrange": _portrange, "ratio": _ratio,
     "count": _count, "posint": _posint, "map": _map, "config": _config,
+    "policy": _policy, "aggregates": _aggregates,
 }
 
 
@@ -436,7 +496,7 @@ def unknown_keys(raw, prefix=""):
     for key, value in raw.items():
         path = f"{prefix}{key}"
         kind = SCHEMA.get(path, (None,))[0]
-        if kind in ("map", "config"):
+        if kind in ("map", "config", "policy", "aggregates"):
             continue
         if kind is None:
             if isinstance(value, dict) and any(k.startswith(path + ":") for k in SCHEMA):

@@ -44,6 +44,17 @@ def pillar(release="zed", roles=None, **extra):
     return {"nova": merge(data, extra)}
 
 
+def sandboxed(folder):
+    """``lookup`` keys that send the host files the plan writes beside the
+    INI files (Debian's /etc/default/nova-*, policy.yaml) into ``folder``: a
+    test that applies the formula never writes the machine's own."""
+    folder = str(folder)
+    return {"api_server_file": f"{folder}/default-nova-api",
+            "metadata_server_file": f"{folder}/default-nova-api-metadata",
+            "console_default_file": f"{folder}/default-nova-consoleproxy",
+            "policy_file": f"{folder}/policy.yaml"}
+
+
 def drop_scratch_databases(prefix):
     """Drop the scratch nova databases (<prefix>, _api, _cell0) and user of a test."""
     import pymysql

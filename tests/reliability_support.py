@@ -28,7 +28,7 @@ import logging
 import pymysql
 import pytest
 import yaml
-from formula_support import merge
+from formula_support import merge, sandboxed
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3 as ks_v3
 
@@ -46,7 +46,7 @@ logging.getLogger("keystoneauth").setLevel(logging.INFO)
 # Switched off: they would touch this node (packages, services, iptables,
 # sysctl, qemu.conf) or need a running Nova (db_sync, discover).
 STUBBED = ("packages", "firewall", "sysctl", "libvirt", "nova_network", "db_sync",
-           "services", "discover")
+           "services", "discover", "aggregates")
 
 # A small nova.conf with Debian's placeholders (my_ip = 192.0.2.2, an empty
 # [placement] username) and commented defaults, like the packaged one.
@@ -145,7 +145,7 @@ def example_pillar(tag, sandbox, **overrides):
                      "endpoints": {i: "http://127.0.0.1:8774/v2.1"
                                    for i in ("public", "internal", "admin")}},
         "manage": {flag: False for flag in STUBBED},
-        "lookup": {"files": dict(sandbox.files)},
+        "lookup": {"files": dict(sandbox.files), **sandboxed(sandbox.folder)},
     })
     return {"nova": merge(nova, overrides)}
 

@@ -32,13 +32,17 @@ STATE = "/var/lib/nova-formula-tests"
 AIO_DIR = os.path.join(STATE, "aio")
 NOVA_CONF = "/etc/nova/nova.conf"
 COMPUTE_CONF = "/etc/nova/nova-compute.conf"
-NOVA = ("nova-api", "nova-scheduler", "nova-conductor", "nova-compute")
+# the daemons (init script names) and the formula's service state of each
+DAEMONS = {"nova-api": "api", "nova-api-metadata": "metadata", "nova-novncproxy": "novncproxy",
+           "nova-scheduler": "scheduler", "nova-conductor": "conductor",
+           "nova-compute": "compute"}
+NOVA = tuple(DAEMONS)
 # daemons that read nothing of Nova's: they must never restart
 SUPPORT = {"keystone": "/run/keystone/keystone.pid",
            "placement-api": "/run/placement/placement-api.pid",
            "glance-api": "/run/glance/glance-api.pid",
            "neutron-api": "/run/neutron/neutron-server.pid"}
-SERVICE_IDS = {f"nova-service-{n.split('-', 1)[1]}" for n in NOVA}
+SERVICE_IDS = {f"nova-service-{svc}" for svc in DAEMONS.values()}
 TIMINGS = {}
 
 
@@ -177,10 +181,15 @@ def test_fresh_deploy_with_salt_call(deployed):
     assert min(order.index(s) for s in order if s.startswith("nova-service-")) > order.index(
         "nova-db-sync")
     assert re.search(r"services: .*nova-compute up.*nova-conductor up.*nova-scheduler up", out)
-    assert re.search(r"^\s*server: ACTIVE after", out, re.M), out
+    # the summary keeps its indentation; the long states showed as they ended
+    for line in ("services: ", "hypervisors: ", "server: ACTIVE after "):
+        assert re.search(rf"^   {line}", out, re.M), (line, out)
+    assert re.search(r"^    nova-packages: [\d.]+ s$", deployed.stderr, re.M), deployed.stderr
     # the formula (not the test) installed the packages, without Recommends
-    for pkg in NOVA:
-        assert subprocess.run(["dpkg-query", "-W", pkg], capture_output=True).returncode == 0
+    for pkg in ("nova-api", "nova-consoleproxy", "nova-scheduler", "nova-conductor",
+                "nova-compute"):
+        assert subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Status}", pkg],
+                              capture_output=True, text=True).stdout == "installed", pkg
     assert subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Status}", "linux-image-amd64"],
                           capture_output=True, text=True).stdout != "installed"
     # 8.2.10/8.2.11 values in place, 8.2.12.2 kernel parameters persisted
@@ -193,6 +202,45 @@ def test_fresh_deploy_with_salt_call(deployed):
     # no policy-rc.d of ours left behind (a pre-existing one stays)
     if os.path.exists("/usr/sbin/policy-rc.d"):
         assert "aio.sh" not in open("/usr/sbin/policy-rc.d").read()
+    # the packages' maintainer scripts started no daemon (the formula held
+    # them): each service state is the one that started its daemon
+    for sid in sorted(SERVICE_IDS):
+        assert run[sid]["comment"].startswith("Started service"), (sid, run[sid]["comment"])
+    if not os.path.exists("/usr/sbin/policy-rc.d"):  # else one of the host's: kept
+        assert run["nova-packages-hold-daemons"]["changes"] and \
+            run["nova-packages-release-daemons"]["changes"]
+    # nova-api and the metadata API where pillar puts them: loopback only, 2
+    # uwsgi workers each; the console proxy on loopback too
+    assert listening(8774) == ["127.0.0.1"], listening(8774)
+    assert len(children(pid_of("/run/nova/nova-api.pid"))) == 2
+    assert listening(8775) == ["127.0.0.1"], listening(8775)
+    assert len(children(pid_of("/run/nova/nova-api-metadata.pid"))) == 2
+    assert listening(6080) == ["127.0.0.1"], listening(6080)
+
+
+def listening(port):
+    """The addresses with a TCP socket listening on ``port`` (IPv4)."""
+    found = []
+    with open("/proc/net/tcp") as fh:
+        for line in fh.readlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr, hexport = local.split(":")
+            if state == "0A" and int(hexport, 16) == port:
+                found.append(".".join(str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return sorted(set(found))
+
+
+def children(pid):
+    """The PIDs whose parent is ``pid``."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 def test_compute_services_hypervisor_and_server(deployed):
@@ -281,6 +329,10 @@ def test_drift_reported_by_test_mode_then_corrected(deployed):
     assert json.dumps(conf_changes).count("cpu_allocation_ratio") >= 1, conf_changes
     assert "16.0" in json.dumps(conf_changes) and "4.0" in json.dumps(conf_changes)
     assert "mysql" not in json.dumps(conf_changes)
+    # the summary line counts what a real run would change, start and restart
+    assert re.search(r"0 changed; dry run: a real run would change 1 \(nova-config-nova_conf\), "
+                     r"start 1 \(nova-service-scheduler\), restart 5 \(", dry.proc.stdout), \
+        dry.proc.stdout
     # ...and changed nothing
     assert managed_value(NOVA_CONF, "DEFAULT", "cpu_allocation_ratio") == ["4.0"]
     assert os.stat(NOVA_CONF).st_mtime_ns == stat.st_mtime_ns
@@ -293,7 +345,8 @@ def test_drift_reported_by_test_mode_then_corrected(deployed):
     after = nova_pids()
     assert all(after.values()), after
     # every reader of nova.conf restarted; nothing else did
-    for name in ("nova-api", "nova-conductor", "nova-compute"):
+    for name in ("nova-api", "nova-api-metadata", "nova-novncproxy", "nova-conductor",
+                 "nova-compute"):
         assert after[name] != before[name], name
     assert support_pids() == support
     check(boot=True)

@@ -17,7 +17,7 @@ import pytest
 from test_e2e import HELPER, aio, apply, check, openstack_json
 
 NOVA_PKGS = ("nova-api", "nova-scheduler", "nova-conductor", "nova-compute", "nova-common",
-             "python3-nova", "nova-compute-kvm")
+             "python3-nova", "nova-compute-kvm", "nova-consoleproxy")
 DATABASES = ("nova", "nova_api", "nova_cell0")
 
 
@@ -40,7 +40,8 @@ def root_db(sql, args=None):
 def nova_left():
     """Everything of Nova this listing can find on the machine."""
     left = [p for p in NOVA_PKGS if installed(p)]
-    left += [p for p in ("/etc/nova", "/var/lib/nova", "/var/log/nova", "/etc/default/nova-api")
+    left += [p for p in ("/etc/nova", "/var/lib/nova", "/var/log/nova", "/etc/default/nova-api",
+                         "/etc/default/nova-api-metadata", "/etc/default/nova-consoleproxy")
              if os.path.exists(p)]
     left += [f"pidfile {p}" for p in glob.glob("/run/nova/*.pid")]
     left += [f"rc link {p}" for p in glob.glob("/etc/rc?.d/S*nova-*")]
@@ -84,7 +85,7 @@ def test_clean_removes_everything_the_formula_made(cleaned):
     for sid in ("nova-packages-purged", "nova-db-nova-absent", "nova-db-nova_api-absent",
                 "nova-db-nova_cell0-absent", "nova-keystone-user-absent",
                 "nova-keystone-service-absent", "nova-keystone-endpoints-absent",
-                "nova-config-api_server-absent"):
+                "nova-config-api_server-absent", "nova-config-metadata_server-absent"):
         assert sid in changed, (sid, sorted(changed))
     # services were stopped before the packages went
     order = [r["__id__"] for r in cleaned.ordered]

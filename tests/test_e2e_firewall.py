@@ -64,9 +64,9 @@ def netns():
             os.rmdir("/etc/iptables")  # fails loudly if something was written there
 
 
-def apply_in(ns, minion):
+def apply_in(ns, minion, sls="nova.firewall"):
     cmd = ["ip", "netns", "exec", ns, SALT_CALL, "--local", "-c", minion.config_dir,
-           "--out=json", "--retcode-passthrough", "-l", "quiet", "state.apply", "nova.firewall"]
+           "--out=json", "--retcode-passthrough", "-l", "quiet", "state.apply", sls]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     try:
         data = json.loads(proc.stdout)["local"]
@@ -89,12 +89,15 @@ def test_firewall_rules_before_reject_persisted_and_idempotent(netns, tmp_path):
     minion.set_pillar(pillar(roles=["api", "compute"]))
 
     first = apply_in(ns, minion).assert_ok()
-    assert set(first.changed) == {"nova-firewall-api", "nova-firewall-vnc"}, first.changed
+    assert set(first.changed) == {"nova-firewall-api", "nova-firewall-vnc",
+                                  "nova-firewall-console", "nova-firewall-metadata"}, first.changed
     rules = ns_input(ns)
     reject = next(i for i, r in enumerate(rules) if "-j REJECT" in r)
     api = next(i for i, r in enumerate(rules) if "--dports 8774" in r and "-j ACCEPT" in r)
     vnc = next(i for i, r in enumerate(rules) if "--dports 5900:5999" in r and "-j ACCEPT" in r)
     assert api < reject and vnc < reject, rules
+    for port in ("6080", "8775"):  # the console proxy and the metadata API
+        assert next(i for i, r in enumerate(rules) if f"--dports {port}" in r) < reject, rules
     assert all("-p tcp" in rules[i] for i in (api, vnc)), rules
     # the guide's own rules are all still there, in order
     assert [r for r in rules if r in RULES] == RULES
@@ -121,3 +124,25 @@ def test_firewall_rules_before_reject_persisted_and_idempotent(netns, tmp_path):
     # the host: same rules, same file
     assert comparable(host_rules()) == host_before
     assert (os.path.exists(SAVE) and open(SAVE).read()) == host_file_before
+
+
+def test_firewall_clean_removes_only_the_formulas_rules(netns, tmp_path):
+    """nova.firewall.clean: the formula's ACCEPT rules gone from the live
+    table and from the saved file, the guide's own rules kept in order; a
+    second clean changes nothing."""
+    ns, private = netns
+    minion = SaltCall(tmp_path / "minion", grains={"os_family": "Debian"})
+    minion.set_pillar(pillar(roles=["api", "compute"]))
+    apply_in(ns, minion).assert_ok()
+    assert len(ns_input(ns)) == len(RULES) + 4
+
+    clean = apply_in(ns, minion, "nova.firewall.clean").assert_ok()
+    assert set(clean.changed) == {f"nova-firewall-{r}-deleted" for r in (
+        "api", "vnc", "console", "metadata")}, clean.changed
+    assert ns_input(ns) == RULES
+    saved = open(os.path.join(private, "rules.v4")).read()
+    for port in ("8774", "5900:5999", "6080", "8775"):
+        assert f"--dports {port}" not in saved, saved
+    assert "REJECT" in saved
+    again = apply_in(ns, minion, "nova.firewall.clean").assert_ok()
+    assert again.changed == {}, again.changed

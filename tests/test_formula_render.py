@@ -11,10 +11,12 @@ from urllib.parse import quote, unquote, urlsplit
 import pytest
 
 from formula_support import (ALL_IN_ONE, drop_scratch_databases, CONTROLLER, DB_PASSWORD, GRAINS, SECRETS,
-                             dumps, pillar, render)
-from harness import load_module
+                             dumps, pillar, render, sandboxed)
+from harness import REPO, load_module
 
 PKG = {"RedHat": "openstack-nova-", "Debian": "nova-"}
+CONSOLE = {"RedHat": "openstack-nova-novncproxy", "Debian": "nova-consoleproxy"}
+METADATA = {"RedHat": (), "Debian": ("metadata",)}  # RedHat: inside openstack-nova-api
 IPTABLES = {"RedHat": "/etc/sysconfig/iptables", "Debian": "/etc/iptables/rules.v4"}
 
 
@@ -57,7 +59,8 @@ def test_all_in_one(minion, platform, release):
     # 8.2.1 packages named per OS family
     fun, args = states["nova-packages"]
     assert fun == "pkg.installed"
-    assert args["pkgs"] == [PKG[family] + r for r in ALL_IN_ONE]
+    # the guide's four, and the console proxy (API nodes)
+    assert args["pkgs"] == [PKG[family] + r for r in ALL_IN_ONE] + [CONSOLE[family]]
 
     conf = ini(states)
     d = conf["DEFAULT"]
@@ -122,6 +125,28 @@ def test_all_in_one(minion, platform, release):
         assert states["nova-discover-hosts"][0] == "nova_manage.hosts_discovered"
         assert {"sls": "nova.service"} in states["nova-discover-hosts"][1]["require"]
         assert states["nova-db-nova_cell0"][0] == "openstack_db.database_present"
+        # consoles: the proxy's address on this API node, [vnc] of its compute
+        vnc = conf["vnc"]
+        assert (vnc["enabled"], vnc["server_listen"], vnc["server_proxyclient_address"]) == \
+            (True, "0.0.0.0", "10.1.2.3")
+        assert (vnc["novncproxy_host"], vnc["novncproxy_port"]) == ("0.0.0.0", 6080)
+        assert vnc["novncproxy_base_url"] == "http://controller:6080/vnc_auto.html"
+        # the metadata API: inside nova-api (RedHat) or a uwsgi daemon of its own
+        if family == "RedHat":
+            assert (d["enabled_apis"], d["metadata_listen"], d["metadata_listen_port"]) == \
+                ("osapi_compute,metadata", "0.0.0.0", 8775)
+            assert "nova-config-metadata_server" not in states
+        else:
+            meta = states["nova-config-metadata_server"][1]
+            assert meta["name"] == "/etc/default/nova-api-metadata"
+            assert '--http-socket 0.0.0.0:8775 --ini /etc/nova/nova-api-metadata-uwsgi.ini' \
+                in meta["contents"]
+            assert "nova-config-metadata_server" in states["nova-service-metadata"][1]["watch"]
+            assert states["nova-config-console_default"][1]["contents"].count(
+                "NOVA_CONSOLE_PROXY_TYPE=novnc") == 1
+        # policy.yaml: only the rules given (none here), names checked first
+        assert states["nova-policy-file"][1]["contents"].count("\n") == 1
+        assert states["nova-policy-rules-known"][1]["prereq"] == ["nova-policy-file"]
 
     # 8.2.6 firewall: both ports, first in the chain, saved where the OS keeps them
     for sid, port in (("nova-firewall-vnc", "5900:5999"), ("nova-firewall-api", "8774")):
@@ -136,12 +161,15 @@ def test_all_in_one(minion, platform, release):
         "nova-sysctl-net.bridge.bridge-nf-call-iptables",
         "nova-sysctl-net.bridge.bridge-nf-call-ip6tables"}
     # 8.2.14 services in the guide's order, after the DB sync
+    # (beside the API: the metadata API, a daemon of its own on Debian, and
+    # the console proxy)
     services = running(states)
     assert services == ["nova-service-" + s for s in
-                        ("messagebus", "libvirt", "api", "scheduler", "conductor", "compute")]
+                        ("messagebus", "libvirt", "api") + METADATA[family] + (
+                            "novncproxy", "scheduler", "conductor", "compute")]
     assert states["nova-service-api"][1]["name"] == PKG[family] + "api"
     assert {"sls": "nova.db_sync"} in states["nova-service-conductor"][1]["require"]
-    assert states["nova-service-scheduler"][1]["require"][1] == "nova-service-api"
+    assert states["nova-service-scheduler"][1]["require"][1] == "nova-service-novncproxy"
     # 8.2.2 / 8.2.4 one-off jobs: this lone conductor owns them
     assert states["nova-db-user-%"][1]["password"] == DB_PASSWORD
     assert states["nova-keystone-role-grant"][1]["name"] == "admin"
@@ -264,6 +292,29 @@ def test_vif_driver_and_qemu_conf_follow_the_plugin(minion, plugin, driver):
     assert states["nova-service-libvirt"][1]["watch"] == [{"sls": "nova.libvirt"}]
 
 
+def test_console_and_metadata_switched_off(minion):
+    """console:enabled and metadata:enabled false: no proxy package, service
+    or port; computes get [vnc] enabled = false; on Debian the metadata
+    daemon the nova-api package ships is stopped and kept from booting."""
+    off = {"console": {"enabled": False}, "metadata": {"enabled": False}}
+    deb = render(minion("debian12"), pillar("zed", **off))
+    assert deb["nova-packages"][1]["pkgs"] == ["nova-" + r for r in ALL_IN_ONE]
+    assert "nova-service-novncproxy" not in deb and "nova-service-metadata" not in deb
+    assert not {"nova-firewall-console", "nova-firewall-metadata"} & set(deb)
+    assert not {"nova-config-metadata_server", "nova-config-console_default"} & set(deb)
+    assert ini(deb)["vnc"] == {"enabled": False}
+    assert deb["nova-service-metadata-dead"][0] == "service.dead"
+    assert "--pidfile /run/nova/nova-api-metadata.pid" in deb["nova-service-metadata-dead"][1][
+        "onlyif"]
+    fun, args = deb["nova-service-metadata-disabled"]
+    assert (fun, args["name"], args["require"]) == (
+        "service.disabled", "nova-api-metadata", ["nova-service-metadata-dead"])
+    rh = render(minion("rocky9"), pillar("zed", **off))
+    assert ini(rh)["DEFAULT"]["enabled_apis"] == "osapi_compute"
+    assert "metadata_listen" not in ini(rh)["DEFAULT"]
+    assert "nova-service-metadata-dead" not in rh  # nothing of its own to stop
+
+
 def test_raw_overrides_win_and_can_remove(minion):
     states = render(minion(), pillar("zed", config={
         "nova.conf": {"DEFAULT": {"debug": True, "cpu_allocation_ratio": 4.0},
@@ -272,7 +323,7 @@ def test_raw_overrides_win_and_can_remove(minion):
         secret_keys=["novncproxy_base_url"]))
     conf = ini(states)
     assert conf["DEFAULT"]["debug"] is True and conf["DEFAULT"]["cpu_allocation_ratio"] == 4.0
-    assert conf["vnc"] == {"enabled": False, "novncproxy_base_url": None}
+    assert conf["vnc"]["enabled"] is False and conf["vnc"]["novncproxy_base_url"] is None
     assert ini(states, "api_paste") == {"composite:osapi_compute": {"/v2.1": "oscomputeversion_v2"}}
     assert "novncproxy_base_url" in states["nova-config-nova_conf"][1]["secret_keys"]
     # api reads api-paste.ini, so it now watches it
@@ -324,7 +375,7 @@ def test_one_sync_conductor_chosen_from_pillar(minion):
 
 
 MANAGE = ("packages", "database", "identity", "firewall", "sysctl", "libvirt", "nova_network",
-          "db_sync", "services", "discover")
+          "db_sync", "services", "discover", "policy")
 
 
 def test_manage_flags_leave_concerns_out(minion):
@@ -343,8 +394,8 @@ def test_manage_flags_leave_concerns_out(minion):
         for req in (args.get("require") or []) + (args.get("watch") or []):
             assert req in left or req == {"sls": "nova.config"}, (sid, req)
     comment = left["nova-pillar-valid"][1]["comment"]
-    assert comment.endswith("; left out by nova:manage: database, identity, packages, firewall, "
-                            "sysctl, db_sync, service, discover"), comment
+    assert comment.endswith("; left out by nova:manage: database, identity, packages, policy, "
+                            "firewall, sysctl, db_sync, service, discover"), comment
     assert left["nova-config-nova_conf"][0] == "openstack_ini.options_present"
     assert "left out" not in real["nova-pillar-valid"][1]["comment"]
     # one concern off: only its states go, and only its requisites drop
@@ -476,7 +527,8 @@ def test_apply_all_in_one_converges_then_changes_nothing(minion, aio_files, scra
                   database={"host": "127.0.0.1", "user": scratch_db, "name": scratch_db,
                             "api_name": scratch_db + "_api", "grant_hosts": ["localhost"],
                             "admin": {"unix_socket": "/run/mysqld/mysqld.sock", "user": "root"}},
-                  lookup={"group": "root", "files": {k: str(v) for k, v in aio_files.items()}})
+                  lookup={"group": "root", "files": {k: str(v) for k, v in aio_files.items()},
+                          **sandboxed(aio_files["nova_conf"].parent)})
     sc.set_pillar(data)
     first = sc.apply("nova").assert_ok()
     assert first["nova-config-nova_conf"]["changes"]
@@ -547,10 +599,80 @@ def test_firewall_rules_before_reject_saved_and_never_duplicated(minion, tmp_pat
     first = json.loads((tmp_path / "first.json").read_text())["local"]
     second = json.loads((tmp_path / "second.json").read_text())["local"]
     changed = lambda run: sorted(r["__id__"] for r in run.values() if r["changes"])  # noqa: E731
-    assert changed(first) == ["nova-firewall-api", "nova-firewall-vnc"]
+    # the Compute API, the console proxy and the metadata API on this api +
+    # compute minion, and the computes' VNC ports
+    assert changed(first) == ["nova-firewall-api", "nova-firewall-console",
+                              "nova-firewall-metadata", "nova-firewall-vnc"]
     assert changed(second) == [] and all(r["result"] for r in second.values())
     saved = save.read_text()
     assert "--dports 5900:5999 -j ACCEPT" in saved and "--dports 8774 -j ACCEPT" in saved
+
+
+def default_pillar_acl():
+    import yaml
+    with open(os.path.join(REPO, "nova", "parameters", "defaults.yaml")) as fh:
+        return yaml.safe_load(fh)["libvirt"]["linuxbridge_qemu_conf"]["cgroup_device_acl"]
+
+
+def test_sysctl_and_qemu_conf_lines_then_their_clean(minion, aio_files, tmp_path):
+    """A Linux Bridge libvirt compute for real, in a private network namespace
+    (unshare -n: its net.* sysctls are its own): sysctl keys set live and in
+    sysctl.conf, qemu.conf's lines set at their commented defaults; then
+    nova.sysctl.clean and nova.libvirt.clean take exactly those lines back
+    (an operator's own lines stay), and a second clean changes nothing."""
+    import subprocess
+
+    from harness import SALT_CALL
+    sc = minion("debian12", minion_id="cmp1")
+    qemu, sysctl_conf = tmp_path / "qemu.conf", tmp_path / "sysctl.conf"
+    qemu.write_text('#user = "libvirt-qemu"\n#group = "libvirt-qemu"\n'
+                    "#cgroup_device_acl = [\n#]\nvnc_listen = \"0.0.0.0\"\n")
+    sysctl_conf.write_text("# the operator's own\nvm.swappiness = 10\n")
+    off = {k: False for k in ("packages", "firewall", "nova_network", "services")}
+    sc.set_pillar(pillar("zed", ["compute"], manage=off,
+                         network={"plugin": "linuxbridge"},
+                         compute={"driver": "libvirt.LibvirtDriver"},
+                         lookup={"group": "root", "qemu_conf": str(qemu),
+                                 "sysctl_conf": str(sysctl_conf),
+                                 "files": {k: str(v) for k, v in aio_files.items()}}))
+    runs = ("nova", "nova", "nova.sysctl.clean,nova.libvirt.clean",
+            "nova.sysctl.clean,nova.libvirt.clean")
+    script = " && ".join(f'"$@" {sls} > run{i}.json && sysctl -n net.ipv4.conf.all.rp_filter '
+                         f'>> live.txt' for i, sls in enumerate(runs))
+    apply = [SALT_CALL, "--local", "-c", sc.config_dir, "--out=json", "--retcode-passthrough",
+             "-l", "quiet", "state.apply"]
+    subprocess.run(["unshare", "-n", "sh", "-c", "sysctl -qw net.ipv4.conf.all.rp_filter=2 && "
+                    + script, "sh", *apply], cwd=tmp_path, capture_output=True, text=True,
+                   timeout=600)
+    done = [json.loads((tmp_path / f"run{i}.json").read_text())["local"]
+            for i in range(len(runs)) if (tmp_path / f"run{i}.json").exists()]
+    assert len(done) == len(runs), [str(r)[-1500:] for r in done]
+    for run in done:
+        assert all(r["result"] for r in run.values()), {
+            r["__id__"]: r["comment"] for r in run.values() if not r["result"]}
+    changed = [sorted(r["__id__"] for r in run.values() if r["changes"]) for run in done]
+    sysctl_ids = ["nova-sysctl-net.bridge.bridge-nf-call-arptables",
+                  "nova-sysctl-net.bridge.bridge-nf-call-ip6tables",
+                  "nova-sysctl-net.bridge.bridge-nf-call-iptables",
+                  "nova-sysctl-net.ipv4.conf.all.rp_filter",
+                  "nova-sysctl-net.ipv4.conf.default.rp_filter"]
+    qemu_ids = ["nova-libvirt-qemu-cgroup_device_acl", "nova-libvirt-qemu-group",
+                "nova-libvirt-qemu-user"]
+    assert set(sysctl_ids + qemu_ids) <= set(changed[0]), changed[0]
+    assert changed[1] == [], changed[1]
+    assert set(changed[2]) == {f"{i}-line" for i in sysctl_ids} | {
+        f"{i}-default" for i in qemu_ids}, changed[2]
+    assert changed[3] == [], changed[3]
+    # set live in the namespace (2 -> 0); the clean leaves the kernel alone
+    assert (tmp_path / "live.txt").read_text().split() == ["0", "0", "0", "0"]
+    # our lines commented out again: libvirt's defaults (the deploy set them
+    # where the commented defaults stood; other lines untouched)
+    acl = default_pillar_acl()
+    assert qemu.read_text() == (f'#user = "root"\n#group = "root"\n#cgroup_device_acl = {acl}\n'
+                                '#]\nvnc_listen = "0.0.0.0"\n'), qemu.read_text()
+    assert "vm.swappiness = 10" in sysctl_conf.read_text()
+    assert "rp_filter" not in sysctl_conf.read_text() and "bridge-nf" not in \
+        sysctl_conf.read_text()
 
 
 # ------------------------------------------------------------ loud failures
@@ -585,3 +707,17 @@ def test_modules_not_synced_says_so(make_salt_call):
     text = json.dumps(data) if data else proc.stdout + proc.stderr
     assert "modules are not on this minion" in text and "saltutil.sync_all" in text, text[-2000:]
     assert "has no attribute" not in text
+
+
+def test_orchestrate_without_the_modules_on_the_master_says_so(make_salt_call):
+    """The orchestrate rendered where the formula's modules were never synced
+    (salt-run saltutil.sync_all skipped): one failing step that says what to
+    run, before any minion is touched."""
+    sc = make_salt_call(minion_id="master", grains=GRAINS["debian12"],
+                        extra_opts={"module_dirs": []})
+    states = render(sc, pillar("zed", fleet={"controllers": ["ctl1"], "computes": ["cmp1"]}),
+                    sls="nova.orch.deploy")
+    assert list(states) == ["nova-orch-modules"]
+    fun, args = states["nova-orch-modules"]
+    assert fun == "test.fail_without_changes"
+    assert "salt-run saltutil.sync_all" in args["comment"] and args["failhard"] is True

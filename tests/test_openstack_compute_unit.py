@@ -587,6 +587,29 @@ def test_aggregate_bad_input_fails_before_any_request(env, cloud):
     assert cloud.log == []
 
 
+def test_hosts_leave_an_aggregate_before_another_takes_them(env, cloud):
+    """aggregate_hosts_left only removes (nothing added, nothing created):
+    two hosts swap zones when every aggregate's leavers run first."""
+    env.aggregate_present("a", availability_zone="az1", hosts=["cmp1"])
+    env.aggregate_present("b", availability_zone="az2", hosts=["cmp2"])
+    env.new_run()
+    dry = env.aggregate_hosts_left("a", hosts=["cmp2"], test=True)
+    assert dry["result"] is None and dry["changes"] == {"hosts": {"old": ["cmp1"], "new": []}}
+    assert dry["comment"] == "aggregate 'a': host(s) cmp1 would be removed"
+    assert not cloud.writes()
+    for name, hosts in (("a", ["cmp2"]), ("b", ["cmp1"])):
+        ret = env.aggregate_hosts_left(name, hosts=hosts)
+        assert ret["result"] is True and ret["changes"]["hosts"]["new"] == [], ret
+    for name, zone, hosts in (("a", "az1", ["cmp2"]), ("b", "az2", ["cmp1"])):
+        assert env.aggregate_present(name, availability_zone=zone, hosts=hosts)["result"] is True
+    assert {a["name"]: a["hosts"] for a in cloud.aggregates.values()} == {
+        "a": ["cmp2"], "b": ["cmp1"]}
+    env.new_run()
+    assert env.aggregate_hosts_left("a", hosts=["cmp2"])["changes"] == {}
+    missing = env.aggregate_hosts_left("nope", hosts=[])
+    assert missing["result"] is True and missing["changes"] == {} and not cloud.writes()
+
+
 def test_aggregate_absent(env, cloud):
     env.aggregate_present("fast", hosts=["cmp1", "cmp2"])
     env.new_run()

@@ -25,7 +25,8 @@ TYPES = {
     "strlist": "list of strings", "targets": "minion ids or a compound target", "minion": "minion id",
     "url": "http(s) URL", "urllist": "list of URLs", "port": "port", "portrange": "port or FIRST:LAST",
     "ratio": "number > 0", "count": "integer >= 0", "posint": "integer >= 1", "map": "mapping",
-    "config": "file: section: key: value",
+    "config": "file: section: key: value", "policy": "rule: check string",
+    "aggregates": "name: {availability_zone, hosts, metadata} or null",
 }
 
 

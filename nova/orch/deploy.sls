@@ -6,6 +6,7 @@
     failhard: a failed step stops the rollout. The formula's modules must be
     synced to the master once (`salt-run saltutil.sync_all`). -#}
 {%- set fleet = salt['pillar.get']('nova:fleet', {}) %}
+{%- set aggregates = salt['pillar.get']('nova:aggregates', {}) %}
 {%- if 'nova_formula.fleet_targets' not in salt %}
 
 nova-orch-modules:
@@ -15,7 +16,7 @@ nova-orch-modules:
         `salt-run saltutil.sync_all`, then orchestrate again."
     - failhard: True
 {%- else %}
-{%-   set to = salt['nova_formula.fleet_targets'](fleet) %}
+{%-   set to = salt['nova_formula.fleet_targets'](fleet, aggregates) %}
 {%-   if to.errors %}
 
 nova-orch-fleet:
@@ -54,6 +55,9 @@ nova-orch-sync-node:
     - tgt: {{ to.sync|json }}
     - tgt_type: list
     - sls: nova
+{%-     if to.hold %}
+    - pillar: {{ to.hold|json }}
+{%-     endif %}
     - failhard: True
     - require:
       - {{ to.one_off[-1].step if to.one_off else 'nova-orch-sync-modules' }}
@@ -65,6 +69,9 @@ nova-orch-controllers:
     - tgt: {{ to.control.tgt|json }}
     - tgt_type: {{ to.control.tgt_type }}
     - sls: nova
+{%-       if to.hold %}
+    - pillar: {{ to.hold|json }}
+{%-       endif %}
     - failhard: True
     - require:
       - nova-orch-sync-node
@@ -101,5 +108,17 @@ nova-orch-discover:
     - failhard: True
     - require:
       - nova-orch-computes-{{ to.batches|length }}
+{%-     if to.aggregates %}
+
+# host aggregates and zones, now that every compute is mapped
+nova-orch-aggregates:
+  salt.state:
+    - tgt: {{ [to.aggregates]|json }}
+    - tgt_type: list
+    - sls: nova.aggregates
+    - failhard: True
+    - require:
+      - nova-orch-discover
+{%-     endif %}
 {%-   endif %}
 {%- endif %}

@@ -23,3 +23,15 @@ include:
   service.enabled:
     {{- args(state) }}
 {%- endfor %}
+{%- for state in plan.get('stopped', []) %}
+
+{{ state.id }}:
+  service.dead:
+    {{- args(state) }}
+{%- endfor %}
+{%- for state in plan.get('disabled', []) %}
+
+{{ state.id }}:
+  service.disabled:
+    {{- args(state) }}
+{%- endfor %}

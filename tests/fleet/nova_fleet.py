@@ -18,7 +18,8 @@ CTL = "ctl"
 CLOUD = "nova-formula-admin"
 FLAVOR = "fleet.tiny"
 IMAGE = "cirros-fake"  # made by the support layer (services.sh)
-NOVA_DAEMONS = ("nova-api", "nova-scheduler", "nova-conductor", "nova-compute")
+NOVA_DAEMONS = ("nova-api", "nova-api-metadata", "nova-novncproxy", "nova-scheduler",
+                "nova-conductor", "nova-compute")
 
 
 class NovaFleet:
@@ -32,6 +33,7 @@ class NovaFleet:
         self.controllers = list(controllers)
         self.conductors = list(conductors)
         self.fleet_pillar = fleet_pillar
+        self.shared = {}  # more nova pillar for every minion (e.g. aggregates)
         self.ctl = fleet.address(CTL)
         self.passwords = {k: secrets.token_hex(12) for k in ("db", "mq", "nova", "metadata")}
 
@@ -60,6 +62,7 @@ class NovaFleet:
                                     "metadata_secret": self.passwords["metadata"]}},
             "compute": {"driver": "fake.FakeDriver"},
             "fleet": fleet,
+            **self.shared,
         }}
 
     def compute_hosts(self):

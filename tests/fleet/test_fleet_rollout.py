@@ -242,3 +242,60 @@ def test_systemd_compute_comes_back_after_a_reboot(nf):
             == "up" or None, "nova-compute on cmp2 up")
     applied = nf.apply("cmp2")
     assert not [sid for sid, r in applied["cmp2"].items() if r.get("changes")]
+
+
+def test_aggregates_from_pillar_place_servers_and_move_hosts(nf):
+    """nova:aggregates on the fleet (issue 16): the orchestrate makes them on
+    the identity minion once the computes are mapped; a server asking for a
+    zone lands on the host pillar put there; swapping two hosts' zones in
+    pillar moves them in Nova (each leaves its old aggregate first); a rerun
+    changes nothing; null removes an aggregate."""
+    def aggregates():
+        """{name: {"availability_zone", "hosts", ...}} of Nova's aggregates."""
+        docs, _ = nf.openstack("aggregate list -f json")
+        names = [a["Name"] for a in docs[0]] if docs else []
+        shown, _ = nf.openstack(*[f"aggregate show {n} -f json" for n in names])
+        return {a["name"]: a for a in shown}
+
+    def zones(a, b):
+        return {"zone-a": {"availability_zone": "az1", "hosts": [a], "metadata": {"ssd": True}},
+                "zone-b": {"availability_zone": "az2", "hosts": [b]}}
+
+    try:
+        nf.shared = {"aggregates": zones("cmp1", "cmp2")}
+        nf.write_pillar()
+        rc, steps, _ = nf.orchestrate()
+        assert rc == 0, {k: v["comment"] for k, v in steps.items()}
+        steps_ok(steps)
+        assert changed_minions(steps)["nova-orch-aggregates"] == ["ctl"]
+        assert "nova-orch-aggregates" not in changed_minions(nf.orchestrate()[1])
+        made = aggregates()
+        assert made["zone-a"]["availability_zone"] == "az1" and made["zone-a"]["hosts"] == ["cmp1"]
+        assert nf.boot("agg-1", zone="az1")["OS-EXT-SRV-ATTR:host"] == "cmp1"
+        assert nf.boot("agg-2", zone="az2")["OS-EXT-SRV-ATTR:host"] == "cmp2"
+        nf.delete_servers("agg-1", "agg-2")  # Nova moves no host with servers between zones
+
+        nf.shared = {"aggregates": zones("cmp2", "cmp1")}  # swapped
+        nf.write_pillar()
+        dry = nf.apply(CTL, sls="nova.aggregates", test=True)[CTL]
+        assert sorted(s for s, r in dry.items() if r["result"] is None) == [
+            "nova-aggregate-zone-a", "nova-aggregate-zone-a-leavers",
+            "nova-aggregate-zone-b", "nova-aggregate-zone-b-leavers"], dry
+        assert aggregates()["zone-a"]["hosts"] == ["cmp1"]  # nothing moved yet
+        run = nf.apply(CTL, sls="nova.aggregates")[CTL]
+        assert all(r["result"] for r in run.values()), {s: r["comment"] for s, r in run.items()}
+        assert nf.boot("agg-3", zone="az1")["OS-EXT-SRV-ATTR:host"] == "cmp2"
+        nf.delete_servers("agg-3")
+        again = nf.apply("*")
+        assert {m: [s for s, r in states.items() if r.get("changes")]
+                for m, states in again.items()} == {m: [] for m in again}
+
+        nf.shared = {"aggregates": {"zone-a": None, "zone-b": None}}
+        nf.write_pillar()
+        run = nf.apply(CTL, sls="nova.aggregates")[CTL]
+        assert sorted(s for s, r in run.items() if r.get("changes")) == [
+            "nova-aggregate-zone-a-absent", "nova-aggregate-zone-b-absent"], run
+        assert not {"zone-a", "zone-b"} & set(aggregates())
+    finally:
+        nf.shared = {}
+        nf.write_pillar()

@@ -407,6 +407,19 @@ def test_systemd_host_joins_the_running_fleet(fl):
     assert dev_null_ok(), "the machine's /dev/null changed"
 
 
+def test_cli_enter_runs_a_command_inside_the_host(fl):
+    """`fleet enter HOST -- COMMAND` (the README's way in): the command runs in
+    the host's own namespaces and root, and its exit code comes back."""
+    cli = [str(Path(__file__).resolve().parent / "fleet"), "--name", NAME, "enter", "cmp1", "--"]
+    cp = subprocess.run(cli + ["sh", "-c", "hostname; exit 7"],
+                        capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 7, cp.stderr
+    assert cp.stdout.split() == ["cmp1"], cp.stdout
+    inside = subprocess.run(cli + ["readlink", "/proc/self/ns/pid"], capture_output=True,
+                            text=True, timeout=60).stdout.strip()
+    assert inside and inside != os.readlink("/proc/self/ns/pid"), inside
+
+
 def test_memory_per_host(fl):
     pss = {h: round(fl.memory(h) / 1024, 1) for h in [*HOSTS, "cmp3"]}
     print(f"\nPSS MiB per host: {json.dumps(pss)}")

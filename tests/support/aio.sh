@@ -35,8 +35,8 @@ export FTEST_STATE_DIR=$STATE
 AIO=$STATE/aio
 HELPER=(/usr/bin/python3 "$HERE/aio_helper.py")
 VENV=$REPO/.venv
-NOVA_INITS=(nova-api nova-scheduler nova-conductor nova-compute)
-NOVA_PKGS=(nova-api nova-scheduler nova-conductor nova-compute nova-compute-kvm
+NOVA_INITS=(nova-api nova-api-metadata nova-novncproxy nova-scheduler nova-conductor nova-compute)
+NOVA_PKGS=(nova-api nova-consoleproxy nova-scheduler nova-conductor nova-compute nova-compute-kvm
            nova-compute-qemu nova-compute-ironic nova-compute-lxc nova-common python3-nova)
 export DEBIAN_FRONTEND=noninteractive
 T0=$(date +%s.%N)
@@ -221,7 +221,7 @@ cmd_reset_nova() {  # reset-nova [--keep-packages] [all]
         # back to the packages' shipped config, as if freshly installed
         hold_daemons
         apt-get install -y -q --reinstall -o DPkg::Lock::Timeout=600 \
-            -o Dpkg::Options::=--force-confmiss nova-common nova-compute-kvm >/dev/null
+            -o Dpkg::Options::=--force-confmiss nova-common nova-consoleproxy nova-compute-kvm >/dev/null
         release_daemons
         # nova.clean disabled them; a fresh install has them enabled (update-rc.d:
         # Salt's own enable needs insserv, which this container cannot run)

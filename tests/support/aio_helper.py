@@ -39,6 +39,8 @@ CLOUDS_YAML = os.environ.get("FTEST_CLOUDS_YAML", "/etc/openstack/clouds.yaml")
 MINION_ID = "nova-aio"
 KEYSTONE = "http://127.0.0.1:5000"
 COMPUTE_URL = "http://127.0.0.1:8774/v2.1"
+CONSOLE_URL = "http://127.0.0.1:6080/vnc_auto.html"
+METADATA_URL = "http://127.0.0.1:8775"
 FLAVOR = "aio.tiny"
 IMAGE = "cirros-fake"
 RABBIT_USER = RABBIT_VHOST = "nova"
@@ -136,6 +138,12 @@ def build_pillar(clean=False, keep_packages=False):
     # nova-api on loopback with 2 uwsgi workers (2 cores), like the support
     # services; the formula writes it (the package's default: 16, every address)
     nova["api"].update(bind_host="127.0.0.1", workers=2)
+    # the metadata API and the console proxy on loopback too, 2 workers
+    nova["metadata"].update(bind_host="127.0.0.1", workers=2)
+    nova["console"].update(proxy_host="127.0.0.1", base_url=CONSOLE_URL)
+    # host aggregates are proven on the fleet (tests/fleet), where the
+    # example's compute names exist
+    nova["aggregates"] = {}
     if clean:
         nova["clean"]["data"] = True
         nova["manage"]["packages"] = not keep_packages
