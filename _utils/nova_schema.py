@@ -592,4 +592,26 @@ def across_keys(nova, roles, where, me, rules):
     if where["sync_conductor"] == me and "conductor" not in roles:
         errors.append(f"nova:fleet:sync_conductor: names this minion ({me}) "
                       "but nova:roles has no conductor")
+    errors += _loopback_cells(nova, where, me)
     return errors
+
+
+def _is_loopback(host):
+    try:
+        return host == "localhost" or ipaddress.ip_address(str(host).strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_cells(nova, where, me):
+    """The sync conductor stores its database URL in the cell mappings, which
+    every API, scheduler and conductor host reads: a loopback address there
+    sends the others to their own machine."""
+    fleet = nova["fleet"]
+    others = {m for role in ("controllers", "conductors")
+              if isinstance(fleet[role], list) for m in fleet[role]} - {me}
+    if not where["db_sync"] or not others or not _is_loopback(nova["database"]["host"]):
+        return []
+    return [f"nova:database:host: {nova['database']['host']} is written into the cell "
+            f"mappings, which {', '.join(sorted(others))} read too: give the database "
+            "server's address that every control-plane host reaches"]

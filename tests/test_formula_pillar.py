@@ -167,6 +167,23 @@ def test_required_secrets_depend_on_roles():
     assert errors(nothing) == []
 
 
+def test_a_loopback_database_address_is_refused_where_other_hosts_read_the_cells():
+    """The sync conductor writes its database URL into the cell mappings that
+    every API, scheduler and conductor host reads: 127.0.0.1 there sends the
+    others to their own machine (found on the fleet: a second conductor's
+    builds hung). Alone (an all-in-one), loopback is fine."""
+    alone = merge(pillar()["nova"], {"database": {"host": "127.0.0.1"},
+                                     "fleet": {"controllers": ["ctl1"], "computes": ["cmp1"]}})
+    assert errors(alone) == []
+    split = merge(alone, {"fleet": {"conductors": ["ctl1", "cond1"], "sync_conductor": "ctl1"}})
+    (err,) = errors(split)
+    assert err.startswith("nova:database:host: 127.0.0.1 is written into the cell mappings"), err
+    assert "cond1" in err
+    assert errors(merge(split, {"database": {"host": "10.0.0.5"}})) == []
+    # another conductor of that fleet does not write the cell mappings
+    assert errors(merge(split, {"fleet": {"sync_conductor": "cond1"}})) == []
+
+
 def _leaves(data, prefix="nova"):
     """The schema keys a pillar-shaped mapping sets (a mapping that is not a
     schema key is walked into; anything else is named as it is)."""

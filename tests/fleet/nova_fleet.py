@@ -77,10 +77,14 @@ class NovaFleet:
         parts, and the Keystone admin credentials (a clouds.yaml cloud there).
         A conductor on another host gets a grant from its own address."""
         remote = [self.fleet.address(h) for h in self.conductors if h != CTL]
+        # the cell mappings hold this URL and every conductor reads them: with
+        # a conductor elsewhere, the address they all reach (and a grant for it)
+        host = self.ctl if remote else "127.0.0.1"
         return {"nova": {
             "roles": ["api", "scheduler", "conductor"],
-            "database": {"host": "127.0.0.1", "password": self.passwords["db"],
-                         "grant_hosts": ["localhost", "127.0.0.1"] + remote,
+            "database": {"host": host, "password": self.passwords["db"],
+                         "grant_hosts": ["localhost", "127.0.0.1"] + remote + (
+                             [self.ctl] if remote else []),
                          "admin": {"unix_socket": "/run/mysqld/mysqld.sock", "user": "root"}},
             "identity": {"cloud": CLOUD},
         }}

@@ -226,6 +226,11 @@ def test_split_control_plane_conductor_host_gets_its_run(nf):
     nf.wait(lambda: nf.compute_services().get(("nova-conductor", "cond1"), {}).get("State")
             == "up" or None, "nova-conductor on cond1 up")
     assert nf.daemon_pids("cond1") == {"nova-conductor": nf.daemon_pids("cond1")["nova-conductor"]}
+    # builds now go through either conductor (RabbitMQ hands them round): cond1
+    # reaches the cell database the cell mappings name (not "127.0.0.1")
+    for name in ("split-1", "split-2", "split-3"):
+        assert nf.boot(name)["status"] == "ACTIVE"
+    nf.delete_servers("split-1", "split-2", "split-3")
 
 
 def test_systemd_compute_comes_back_after_a_reboot(nf):
