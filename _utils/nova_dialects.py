@@ -118,16 +118,6 @@ def _legacy(nova, roles, conf, paste):
                  metadata_proxy_shared_secret=nt["metadata_secret"])
         if "compute" in roles:
             _put(conf, "libvirt", vif_driver=VIF_DRIVERS[net["plugin"]])
-    con = nova["console"]
-    if "compute" in roles:
-        _put(conf, "DEFAULT", vnc_enabled=con["enabled"])
-        if con["enabled"]:
-            _put(conf, "DEFAULT", vncserver_listen=con["server_listen"],
-                 vncserver_proxyclient_address=conf["DEFAULT"]["my_ip"],
-                 novncproxy_base_url=con["base_url"])
-    if "api" in roles and con["enabled"]:
-        _put(conf, "DEFAULT", novncproxy_host=con["proxy_host"],
-             novncproxy_port=int(con["proxy_port"]))
 
 
 def _keystone_client(opts, conf_section, conf):
@@ -164,19 +154,30 @@ def _current(nova, roles, conf, paste):
                  metadata_proxy_shared_secret=net["neutron"]["metadata_secret"])
     if nova["glance"]["api_servers"]:
         _put(conf, "glance", api_servers=",".join(nova["glance"]["api_servers"]))
-    con = nova["console"]
-    if "compute" in roles:
-        _put(conf, "vnc", enabled=con["enabled"])
-        if con["enabled"]:
-            _put(conf, "vnc", server_listen=con["server_listen"],
-                 server_proxyclient_address=conf["DEFAULT"]["my_ip"],
-                 novncproxy_base_url=con["base_url"])
-    if "api" in roles and con["enabled"]:
-        _put(conf, "vnc", novncproxy_host=con["proxy_host"],
-             novncproxy_port=int(con["proxy_port"]))
 
 
 DIALECTS = {"legacy": _legacy, "current": _current}
+# where each dialect keeps the VNC console keys: section, then the names of
+# "enabled", "server_listen" and "server_proxyclient_address"
+CONSOLE_KEYS = {"legacy": ("DEFAULT", "vnc_enabled", "vncserver_listen",
+                           "vncserver_proxyclient_address"),
+                "current": ("vnc", "enabled", "server_listen", "server_proxyclient_address")}
+
+
+def _console(nova, roles, conf):
+    """[vnc] on computes (their VNC servers, the proxy's public URL); the
+    proxy's own address on API nodes."""
+    section, enabled, listen, proxyclient = CONSOLE_KEYS[nova["dialect"]]
+    con = nova["console"]
+    if "compute" in roles:
+        _put(conf, section, **{enabled: con["enabled"]})
+        if con["enabled"]:
+            _put(conf, section, **{listen: con["server_listen"],
+                                   proxyclient: conf["DEFAULT"]["my_ip"]},
+                 novncproxy_base_url=con["base_url"])
+    if "api" in roles and con["enabled"]:
+        _put(conf, section, novncproxy_host=con["proxy_host"],
+             novncproxy_port=int(con["proxy_port"]))
 
 
 def _common(nova, roles, conf, compute):
@@ -208,6 +209,7 @@ def sections(nova, roles, my_ip, workers):
     _put(conf, "DEFAULT", my_ip=my_ip)
     DIALECTS[nova["dialect"]](nova, roles, conf, paste)
     _common(nova, roles, conf, compute)
+    _console(nova, roles, conf)
     if "api" in roles and nova["lookup"]["api_server"] == "eventlet":
         # Nova serves its APIs itself (RedHat): which, where and how wide, in nova.conf
         meta = nova["metadata"]
