@@ -227,6 +227,18 @@ class _Plan:
         return [svc for svc in SERVICE_ORDER if (wanted.get(svc) or svc in self.roles)
                 and self.look["services"].get(svc)]
 
+    def _ours_runs(self, svc):
+        """A command that succeeds when this host's own ``svc`` runs, for a
+        service whose init script cannot tell (None elsewhere). Debian's
+        script for a uwsgi-served API asks `pidof uwsgi` when the formula's
+        status override (nova_dialects.server_files) is gone, and so reports Keystone's
+        or Placement's uwsgi as nova-api: stopping then "fails" forever."""
+        pidfile = self.look["service_pidfiles"].get(svc)
+        if not pidfile:
+            return None
+        return (f"start-stop-daemon --status --pidfile {shlex.quote(pidfile)} || "
+                f"systemctl is-active --quiet {shlex.quote(self.look['services'][svc])}")
+
     def service(self):
         running, enabled, previous = [], [], []
         files = {fid for fid, _, _ in self.facts["files"]}
@@ -315,18 +327,6 @@ class _Plan:
                                  require=self.sls("db_sync", "service"))]}
 
     # ------------------------------------------------------------ nova.clean
-    def _ours_runs(self, svc):
-        """A command that succeeds when this host's own ``svc`` runs, for a
-        service whose init script cannot tell (None elsewhere). Debian's
-        script for a uwsgi-served API asks `pidof uwsgi` when the formula's
-        status override (api_server_file) is gone, and so reports Keystone's
-        or Placement's uwsgi as nova-api: stopping then "fails" forever."""
-        pidfile = self.look["service_pidfiles"].get(svc)
-        if not pidfile:
-            return None
-        return (f"start-stop-daemon --status --pidfile {shlex.quote(pidfile)} || "
-                f"systemctl is-active --quiet {shlex.quote(self.look['services'][svc])}")
-
     def clean(self):
         """The states of nova.clean for each concern that runs here, in the
         reverse order of the deploy (nova/clean.sls includes them in this
