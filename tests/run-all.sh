@@ -26,4 +26,4 @@ step "fleet cache (tests/fleet: base + ctl layers; rebuilt only when their recip
 tests/fleet/fleet build >/dev/null
 
 step "pytest"
-exec .venv/bin/python -m pytest -p no:cacheprovider -q -ra "$@" tests
+exec .venv/bin/python -m pytest -p no:cacheprovider -q -ra --durations=25 "$@" tests

@@ -138,6 +138,6 @@ def test_nova_manage_cell0_rule_breaks_the_password_the_formula_keeps(db_user):
     nova_manage.__salt__ = {"openstack_ini.get_option":
                             lambda path, section, key: url if section == "database" else None,
                             "config.get": lambda key, default=None: default}
-    ours = nova_manage._wanted_cell_urls("cell0")["database_connection"]
+    ours = nova_manage._wanted_cell_urls(nova_manage.NOVA_CONF, "cell0")["database_connection"]
     parts = urlsplit(ours)
     assert unquote(parts.password) == password and parts.path.endswith("_cell0")
