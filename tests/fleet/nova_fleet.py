@@ -244,6 +244,24 @@ class NovaFleet:
         self.openstack(*[f"server delete --wait {n}" for n in names])
 
 
+# ------------------------------------------------------------ reading results
+def steps_ok(steps):
+    bad = {sid: s["comment"] for sid, s in steps.items() if s["result"] is not True}
+    assert not bad, bad
+
+
+def changed_minions(steps):
+    """{step: [minions it changed]} of the salt.state steps of an orchestrate."""
+    out = {}
+    for sid, step in steps.items():
+        if sid == "nova-orch-sync-modules":
+            continue  # a function step: its "changes" are the function's output
+        ret = (step.get("changes") or {}).get("ret") or {}
+        out[sid] = sorted(m for m, states in ret.items() if isinstance(states, dict) and any(
+            isinstance(r, dict) and r.get("changes") for r in states.values()))
+    return {sid: ms for sid, ms in out.items() if ms}
+
+
 def _write(path, text):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -7,52 +7,13 @@ joining later. Every Nova package, file, database, grant and Keystone record is
 made by the formula; the tests only give the pillar, the RabbitMQ user and a
 flavor, as an operator would.
 
-The tests run in order on one fleet (tests/fleet/fleet.py, name "nfroll").
+The tests run in order on the fleet of the ``nf`` fixture (tests/fleet/conftest.py),
+which the next modules (test_fleet_2_*, test_fleet_3_*) carry on with.
 """
 import os
 import re
 
-import pytest
-from fleet import Fleet
-from nova_fleet import CTL, NovaFleet
-
-NAME = "nfroll"
-HOSTS = ["ctl", "cmp1", "cmp2"]
-SYSTEMD = ["cmp2"]
-
-
-@pytest.fixture(scope="module")
-def nf():
-    f = Fleet(name=NAME)
-    f.down(purge=True)  # what an interrupted earlier run left
-    try:
-        f.up(HOSTS, systemd=SYSTEMD)
-        # MariaDB on loopback and ctl's address: a conductor host joins later
-        f.support_up(mariadb_bind=f"127.0.0.1,{f.address(CTL)}")
-        nova = NovaFleet(f)
-        nova.prepare()
-    except BaseException:
-        f.down(purge=True)
-        raise
-    yield nova
-    f.down(purge=True)
-
-
-def steps_ok(steps):
-    bad = {sid: s["comment"] for sid, s in steps.items() if s["result"] is not True}
-    assert not bad, bad
-
-
-def changed_minions(steps):
-    """{step: [minions it changed]} of the salt.state steps of an orchestrate."""
-    out = {}
-    for sid, step in steps.items():
-        if sid == "nova-orch-sync-modules":
-            continue  # a function step: its "changes" are the function's output
-        ret = (step.get("changes") or {}).get("ret") or {}
-        out[sid] = sorted(m for m, states in ret.items() if isinstance(states, dict) and any(
-            isinstance(r, dict) and r.get("changes") for r in states.values()))
-    return {sid: ms for sid, ms in out.items() if ms}
+from nova_fleet import CTL, changed_minions, steps_ok
 
 
 def test_rollout_from_nothing(nf):
