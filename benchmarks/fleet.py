@@ -26,7 +26,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "fleet"))
 
 from fleet import Fleet
-from nova_fleet import CTL, NovaFleet
+from nova_fleet import CTL, NovaFleet, changed_minions
 
 COMPUTES = ["cmp1", "cmp2", "cmp3", "cmp4"]
 SYSTEMD = ["cmp2"]  # Salt's systemd_service path; the others use init scripts
@@ -38,17 +38,6 @@ def rollout(nf):
     if rc != 0 or bad:
         sys.exit(f"rollout failed ({rc}): {bad}")
     return took, steps
-
-
-def changed_minions(steps):
-    out = set()
-    for sid, step in steps.items():
-        ret = (step.get("changes") or {}).get("ret") or {}
-        if sid == "nova-orch-sync-modules":
-            continue
-        out |= {m for m, states in ret.items() if isinstance(states, dict) and any(
-            isinstance(r, dict) and r.get("changes") for r in states.values())}
-    return sorted(out)
 
 
 def salt_call_noop(fleet, host):

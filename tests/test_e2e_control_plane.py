@@ -1,6 +1,6 @@
 """The rest of a Nova control plane on the real all-in-one: the noVNC console
 proxy, the metadata API and API policy from pillar (issue 16; host
-aggregates are proven on the fleet, tests/fleet/test_fleet_day2.py).
+aggregates are proven on the fleet, tests/fleet/test_fleet_1_rollout.py).
 
 Runs after tests/test_e2e_clean.py (which leaves the all-in-one deployed; if
 it is not, aio.sh deploys it) and leaves it deployed, with the example
@@ -88,6 +88,33 @@ def test_metadata_answers_a_signed_request_and_refuses_a_wrong_one(server):
     assert meta["uuid"] == iid and meta["name"] == server["name"]
     status, _ = _get(url, dict(base, **{"X-Instance-ID-Signature": "0" * 64}))
     assert status == 403
+
+
+def test_metadata_listener_drift_is_reported_then_restarts_only_the_metadata_api():
+    """The metadata API's own server file (where it listens, its workers)
+    edited by hand: test=True names it and the one restart it implies; the
+    apply fixes it and restarts nova-api-metadata alone; then nothing."""
+    path = "/etc/default/nova-api-metadata"
+    with open(path) as fh:
+        text = fh.read()
+    assert "--processes " in text, text
+    with open(path, "w") as fh:
+        fh.write(text.replace("--processes ", "--processes 1", 1))
+    before = nova_pids()
+    dry = apply("test=True")
+    pending = {s for s, r in dry.states.items() if r["result"] is None}
+    assert pending == {"nova-config-metadata_server", "nova-service-metadata"}, pending
+    assert nova_pids() == before
+    fix = apply().assert_ok()
+    assert set(fix.changed) == {"nova-config-metadata_server", "nova-service-metadata"}, \
+        set(fix.changed)
+    with open(path) as fh:
+        assert fh.read() == text
+    after = nova_pids()
+    assert after["nova-api-metadata"] and after["nova-api-metadata"] != before["nova-api-metadata"]
+    assert {k: v for k, v in after.items() if k != "nova-api-metadata"} == \
+        {k: v for k, v in before.items() if k != "nova-api-metadata"}
+    assert apply().assert_ok().changed == {}
 
 
 def _reader_token(session):
