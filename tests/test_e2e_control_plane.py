@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -115,6 +116,56 @@ def test_metadata_listener_drift_is_reported_then_restarts_only_the_metadata_api
     assert {k: v for k, v in after.items() if k != "nova-api-metadata"} == \
         {k: v for k, v in before.items() if k != "nova-api-metadata"}
     assert apply().assert_ok().changed == {}
+
+
+def test_console_proxy_switch_drift_restarts_only_the_proxy():
+    """The console proxy's switch file (which proxy nova-consoleproxy's init
+    script starts) edited by hand: test=True names it and the proxy's restart
+    alone; the apply fixes it and restarts nova-novncproxy alone."""
+    path = "/etc/default/nova-consoleproxy"
+    with open(path) as fh:
+        text = fh.read()
+    assert "NOVA_CONSOLE_PROXY_TYPE=novnc" in text, text
+    with open(path, "w") as fh:
+        fh.write(text.replace("NOVA_SERIAL_PROXY_START=false", "NOVA_SERIAL_PROXY_START=true"))
+    before = nova_pids()
+    dry = apply("test=True")
+    pending = {s for s, r in dry.states.items() if r["result"] is None}
+    assert pending == {"nova-config-console_default", "nova-service-novncproxy"}, pending
+    fix = apply().assert_ok()
+    assert set(fix.changed) == {"nova-config-console_default", "nova-service-novncproxy"}, \
+        set(fix.changed)
+    after = nova_pids()
+    assert after["nova-novncproxy"] and after["nova-novncproxy"] != before["nova-novncproxy"]
+    assert {k: v for k, v in after.items() if k != "nova-novncproxy"} == \
+        {k: v for k, v in before.items() if k != "nova-novncproxy"}
+    assert apply().assert_ok().changed == {}
+
+
+def _salt_call(*args):
+    """``salt-call --local`` with the all-in-one's minion config; its JSON return."""
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "salt-call"), "--local",
+                           "-c", os.path.join(AIO_DIR, "conf"), "--out=json", *args],
+                          capture_output=True, text=True, timeout=300)
+    return json.loads(proc.stdout or "{}").get("local"), proc
+
+
+def test_policy_rule_names_without_a_sample_come_from_the_installed_nova():
+    """Where no policy sample ships (RedHat), the rule names come from
+    oslopolicy-sample-generator run against the installed Nova: the same
+    names Debian's sample holds; the check state refuses an unknown one."""
+    generated, proc = _salt_call("nova_policy.known_rules")
+    assert isinstance(generated, list) and RULE in generated, proc.stdout[-2000:] + proc.stderr
+    sample, _ = _salt_call("nova_policy.known_rules", "/usr/share/nova-common/policy.yaml.example")
+    assert set(sample) <= set(generated), sorted(set(sample) - set(generated))[:10]
+    bad = "os_compute_api:os-hypervisors:lsit"
+    ret, _ = _salt_call("state.single", "nova_policy.rules_known", POLICY,
+                        f'rules=["{RULE}", "{bad}"]')
+    (result,) = ret.values()
+    assert result["result"] is False and bad in result["comment"], result
+    ret, _ = _salt_call("state.single", "nova_policy.rules_known", POLICY, f'rules=["{RULE}"]')
+    (result,) = ret.values()
+    assert result["result"] is True, result
 
 
 def _reader_token(session):
