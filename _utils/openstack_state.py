@@ -22,14 +22,13 @@ here would not find them. The state keeps the control flow::
 
 ``failed`` turns an error into a failed state whose comment is masked (or,
 in a test run where earlier states are pending, into result None); ``guard``
-does it for a ``with`` block, so every state module runs its bodies the same
-way (the block runs in the state's own frame, its dunders intact)::
+does it for a ``with`` block, and ``run`` is a state function's whole
+protocol, so every state module runs its bodies the same way (the body is
+the state's own closure, its dunders intact)::
 
-    ret = __utils__["openstack_state.new_ret"](name)
-    with __utils__["openstack_state.guard"](ret, test=__opts__["test"],
-                                             running=globals().get("__running__")):
-        body(ret)
-    return ret
+    def body(ret):
+        ...
+    return __utils__["openstack_state.run"](name, body, globals())
 """
 import logging
 import re
@@ -85,15 +84,18 @@ def new_ret(name):
     return {"name": name, "result": True, "changes": {}, "comment": ""}
 
 
-def failed(ret, exc, secrets=(), invalid=(), test=False, running=None):
+def failed(ret, exc, secrets=(), invalid=(), test=False, running=None, low=None, chunks=None):
     """Make ``ret`` report the error ``exc``: result False, no changes, a
     masked comment, never a traceback. ``invalid``: exception types whose
     message is shown as it is (bad input), like Salt's CommandExecutionError.
 
     With ``test`` and ``running`` (the state's ``__running__``): when the
-    check failed while earlier states of the run are pending (they would
+    check failed while earlier states it depends on are pending (they would
     change something first, e.g. install the package or fix the grant the
-    check needs), the result is None with that reason, not a failure."""
+    check needs), the result is None with that reason, not a failure.
+    ``low`` and ``chunks`` (``__low__``, ``__lowstate__``) narrow "depends on"
+    to the state's requisites, followed through; without them every earlier
+    pending state counts."""
     known = isinstance(exc, tuple(invalid)) or _is_command_error(exc)
     text = str(exc) if known else f"unexpected error: {type(exc).__name__}: {exc}"
     if not known:
@@ -102,7 +104,7 @@ def failed(ret, exc, secrets=(), invalid=(), test=False, running=None):
         text = mask(text, secrets)
     except Exception:  # noqa: BLE001 - never risk an unmasked text
         text = f"unexpected error: {type(exc).__name__}"
-    waiting = pending_states(running) if test else []
+    waiting = pending_states(running, low, chunks) if test else []
     if waiting:
         shown = ", ".join(waiting[:5]) + (" ..." if len(waiting) > 5 else "")
         text = (f"cannot be checked before {len(waiting)} earlier pending state(s) "
@@ -111,14 +113,56 @@ def failed(ret, exc, secrets=(), invalid=(), test=False, running=None):
     return ret
 
 
-def pending_states(running):
+def pending_states(running, low=None, chunks=None):
     """Ids of the states of this run that would change something (result
-    None in a test run), in the order they ran."""
+    None in a test run), in the order they ran; with ``low`` and ``chunks``,
+    only those the state ``low`` requires, directly or through others."""
+    scope = _required_ids(low, chunks) if low and chunks else None
     found = []
     for tag, res in sorted((running or {}).items(), key=_run_num):
         if isinstance(res, Mapping) and res.get("result") is None:  # Salt freezes them
-            found.append(res.get("__id__") or tag.split("_|-")[1 if "_|-" in tag else 0])
+            sid = res.get("__id__") or tag.split("_|-")[1 if "_|-" in tag else 0]
+            if scope is None or sid in scope:
+                found.append(sid)
     return found
+
+
+_REQUISITES = ("require", "watch", "prereq", "onchanges", "use")
+
+
+def _required_ids(low, chunks):
+    """The ids of the chunks ``low`` requires (any requisite kind, or its
+    ``_in`` form on the other side), followed through: a requisite names an
+    id, a state's name, or a whole SLS."""
+    def matches(req):
+        if isinstance(req, str):
+            return [c for c in chunks if req in (c.get("__id__"), c.get("name"))]
+        found = []
+        for kind, value in (req.items() if isinstance(req, Mapping) else ()):
+            if kind == "sls":
+                found += [c for c in chunks if c.get("__sls__") == value]
+            else:
+                found += [c for c in chunks if value in (c.get("__id__"), c.get("name"))
+                          and kind in ("id", c.get("state"))]
+        return found
+
+    def requisites(chunk):
+        for kind in _REQUISITES:
+            for req in chunk.get(kind) or ():
+                yield from matches(req)
+        # ... and those that name it in their own `<kind>_in`
+        for other in chunks:
+            for kind in _REQUISITES:
+                if any(chunk in matches(req) for req in other.get(f"{kind}_in") or ()):
+                    yield other
+
+    seen, todo = set(), [low]
+    while todo:
+        for dep in requisites(todo.pop()):
+            if dep.get("__id__") not in seen:
+                seen.add(dep.get("__id__"))
+                todo.append(dep)
+    return seen
 
 
 def _run_num(item):
@@ -162,9 +206,9 @@ def partial(cause, done):
 
 
 class _Guard:
-    def __init__(self, ret, secrets, invalid, test, running):
+    def __init__(self, ret, secrets, invalid, test, running, low, chunks):
         self.ret, self.secrets, self.invalid = ret, secrets, invalid
-        self.test, self.running = test, running
+        self.test, self.running, self.low, self.chunks = test, running, low, chunks
 
     def __enter__(self):
         return self.ret
@@ -176,12 +220,31 @@ class _Guard:
             failed(self.ret, exc.cause, self.secrets, self.invalid)
             self.ret["changes"] = {"done before the failure": exc.done}
         else:
-            failed(self.ret, exc, self.secrets, self.invalid, self.test, self.running)
+            failed(self.ret, exc, self.secrets, self.invalid, self.test, self.running,
+                   self.low, self.chunks)
         return True
 
 
-def guard(ret, secrets=(), invalid=(), test=False, running=None):
+def guard(ret, secrets=(), invalid=(), test=False, running=None, low=None, chunks=None):
     """A context manager: an error raised in its block makes ``ret`` a failed
     state (``failed``, with these arguments), never a traceback; a ``partial``
     one also lists what was done before it."""
-    return _Guard(ret, secrets, invalid, test, running)
+    return _Guard(ret, secrets, invalid, test, running, low, chunks)
+
+
+def guard_state(ret, dunders, secrets=(), invalid=()):
+    """``guard`` for a state function: ``dunders`` is the state module's
+    ``globals()``, whose ``__opts__``, ``__running__``, ``__low__`` and
+    ``__lowstate__`` say whether this is a test run and what it waits for."""
+    return guard(ret, secrets, invalid, test=bool(dunders["__opts__"].get("test")),
+                 running=dunders.get("__running__"), low=dunders.get("__low__"),
+                 chunks=dunders.get("__lowstate__"))
+
+
+def run(name, body, dunders, secrets=(), invalid=()):
+    """A state function's whole protocol: a fresh return, ``body(ret)`` run
+    under ``guard_state``, the return."""
+    ret = new_ret(name)
+    with guard_state(ret, dunders, secrets, invalid):
+        body(ret)
+    return ret

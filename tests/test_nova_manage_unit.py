@@ -61,3 +61,33 @@ def test_package_dir_from_config_and_a_clear_error_when_missing(tmp_path):
     assert "cannot find the nova package" in str(err.value)
     assert "nova_manage:package_dir" in str(err.value)
     assert os.path.basename(str(tmp_path)) in str(err.value)
+
+
+def _discover_state(test, registered, mapped):
+    """nova_manage.hosts_discovered with the execution module's answers given."""
+    calls = []
+    mod = load_module("states", "nova_manage", f"nm_states_{test}_{len(registered)}")
+    mod.__opts__ = {"test": test}
+    mod.__salt__ = {
+        "nova_manage.computes": lambda config: {"registered": registered, "mapped": mapped},
+        "nova_manage.discover_hosts": lambda config: calls.append("discover"),
+    }
+    return mod, calls
+
+
+@pytest.mark.parametrize("test,result", [(True, None), (False, False)])
+def test_unregistered_computes_are_pending_in_a_dry_run_and_a_failure_for_real(test, result):
+    """Computes not registered yet: a dry run reports them pending (the run
+    would start them first), never a failure; a real run fails naming them."""
+    mod, calls = _discover_state(test, ["cmp1"], ["cmp1"])
+    ret = mod.hosts_discovered("computes", expect=["cmp1", "cmp2"])
+    assert ret["result"] is result, ret
+    assert "missing: cmp2" in ret["comment"] and ret["changes"] == {}
+    assert calls == []
+
+
+def test_unmapped_computes_would_be_mapped_in_a_dry_run():
+    mod, calls = _discover_state(True, ["cmp1", "cmp2"], ["cmp1"])
+    ret = mod.hosts_discovered("computes", expect=2)
+    assert ret["result"] is None and ret["changes"] == {"mapped": ["cmp2"]}, ret
+    assert calls == []

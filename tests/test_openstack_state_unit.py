@@ -39,6 +39,54 @@ def test_a_check_behind_pending_states_is_pending_in_a_test_run():
     assert "1 earlier pending state(s) change (nova-packages)" in ret["comment"]
 
 
+def _chunk(sid, sls, **requisites):
+    return {"__id__": sid, "name": sid, "__sls__": sls, "state": "test", "fun": "nop",
+            **requisites}
+
+
+def _pending(sid, num):
+    return {f"test_|-{sid}_|-{sid}_|-nop": {"result": None, "__id__": sid, "__run_num__": num}}
+
+
+def test_only_pending_states_it_depends_on_make_a_dry_run_check_pending():
+    """The check requires nova.config (an SLS), whose state requires the
+    grant: a pending grant makes it pending; a pending state elsewhere in
+    the run does not hide its real failure."""
+    chunks = [_chunk("grant", "nova.database"),
+              _chunk("conf", "nova.config", require=[{"test": "grant"}]),
+              _chunk("elsewhere", "nova.firewall"),
+              _chunk("sync", "nova.db_sync", require=[{"sls": "nova.config"}])]
+    low = chunks[-1]
+    ret = state.new_ret("sync")
+    both = {**_pending("grant", 1), **_pending("elsewhere", 2)}
+    with state.guard(ret, test=True, running=both,
+                     low=low, chunks=chunks):
+        raise Invalid("Access denied")
+    assert ret["result"] is None and "(grant)" in ret["comment"], ret
+    ret = state.new_ret("sync")
+    with state.guard(ret, test=True, running=_pending("elsewhere", 2), low=low, chunks=chunks):
+        raise Invalid("Access denied")
+    assert ret["result"] is False and ret["comment"].endswith("Access denied"), ret
+
+
+def test_guard_state_reads_the_state_modules_dunders():
+    chunks = [_chunk("pkg", "nova.packages"), _chunk("check", "nova.x", require=["pkg"]),
+              _chunk("hold", "nova.packages", prereq_in=[{"test": "check"}])]
+    dunders = {"__opts__": {"test": True}, "__running__": _pending("pkg", 1),
+               "__low__": chunks[1], "__lowstate__": chunks}
+
+    def body(ret):
+        raise Invalid("nova-manage is not installed")
+
+    ret = state.run("check", body, dunders, invalid=(Invalid,))
+    assert ret["result"] is None and "(pkg)" in ret["comment"], ret
+    dunders["__running__"] = _pending("hold", 1)  # named by its prereq_in
+    ret = state.run("check", body, dunders, invalid=(Invalid,))
+    assert ret["result"] is None and "(hold)" in ret["comment"], ret
+    dunders["__opts__"] = {"test": False}
+    assert state.run("check", body, dunders, invalid=(Invalid,))["result"] is False
+
+
 def test_a_partial_failure_lists_what_was_done():
     ret = state.new_ret("x")
     with state.guard(ret, invalid=(Invalid,)):
