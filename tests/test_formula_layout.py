@@ -6,7 +6,9 @@
 - no module over 800 lines, and the plan's module well under half of the 706
   it had before the split;
 - every public function of an execution module documents a ``CLI Example:``;
-- salt-lint and yamllint (the ecosystem's linters) find nothing.
+- salt-lint and yamllint (the ecosystem's linters) find nothing;
+- the README opens with the two commands and stays short; the change guide
+  names files that exist.
 """
 import ast
 import glob
@@ -118,3 +120,30 @@ def test_nothing_is_stopped_by_name():
                 if pattern.search(line) and "pattern = re.compile" not in line:
                     found.append(f"{rel}:{number}: {line.strip()}")
     assert not found, found
+
+
+def test_readme_opens_with_the_two_commands_and_stays_short():
+    """The README a newcomer reads: the main job and the test command first
+    (the ones CI runs), short enough to read in five minutes, every link to
+    a file of the repository alive."""
+    with open(os.path.join(REPO, "README.md")) as fh:
+        text = fh.read()
+    commands = re.findall(r"^bash (\S+)", text, re.M)
+    assert commands[:2] == ["tests/support/aio.sh", "tests/run-all.sh"], commands
+    assert text.index("bash tests/support/aio.sh") < text.index("## ")
+    with open(os.path.join(REPO, ".ci", "run")) as fh:
+        assert "tests/run-all.sh" in fh.read()
+    assert len(text.split()) <= 1000, len(text.split())
+    links = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text)
+    assert links and [link for link in links if not os.path.exists(os.path.join(REPO, link))] == []
+
+
+def test_the_change_guide_names_files_that_exist():
+    """docs/architecture.md's "Where a change goes": every file it sends a
+    newcomer to exists."""
+    with open(os.path.join(REPO, "docs", "architecture.md")) as fh:
+        guide = fh.read().split("## Where a change goes", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`((?:_utils|_modules|_states|nova|tests|tools)/[\w/.-]+\.\w+)`",
+                           guide))
+    assert len(named) >= 6, named
+    assert sorted(p for p in named if not os.path.exists(os.path.join(REPO, p))) == []
