@@ -79,12 +79,16 @@ setup_venv() {
     if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
         # a line per 20 packages (a fresh machine takes a minute or two here)
         "$VENV/bin/pip" install --disable-pip-version-check --progress-bar off \
-            -r "$REPO/requirements.txt" 2>&1 | awk -v total="$(grep -c '==' "$REPO/requirements.txt")" '
-            /^(Collecting|Requirement already satisfied)/ { n++; if (n % 20 == 0) printf "    pip: %d/%d packages\n", n, total; fflush() }
-            /^(ERROR|error)/ { print; fflush() }' || true
+            -r "$REPO/requirements.txt" 2>&1 | pip_progress "$(grep -c '==' "$REPO/requirements.txt")" || true
         "$VENV/bin/pip" check >/dev/null 2>&1 || "$VENV/bin/pip" install -q -r "$REPO/requirements.txt"
         echo "$sum" >"$stamp"
     fi
+}
+
+pip_progress() {  # pip's output -> a line per 20 packages of TOTAL, and its errors
+    awk -v total="$1" '
+        /^(Collecting|Requirement already satisfied)/ { n++; if (n % 20 == 0) printf "    pip: %d/%d packages\n", n, total; fflush() }
+        /^(ERROR|error)/ { print; fflush() }'
 }
 
 packages_progress() {  # apt's output -> a line per 25 packages set up, and the total
@@ -240,6 +244,9 @@ cmd_reset() {
     rm -rf "$AIO"
     bash "$HERE/services.sh" reset
 }
+
+# sourced with AIO_FUNCTIONS_ONLY=1 (tests of the progress filters): functions only
+if [ "${AIO_FUNCTIONS_ONLY:-}" = 1 ]; then return 0; fi
 
 case "${1:-up}" in
     up) cmd_up ;;
