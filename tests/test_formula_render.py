@@ -691,6 +691,11 @@ def test_a_service_layer_that_cannot_act_is_refused(make_salt_call):
     assert fun == "test.fail_without_changes"
     assert "systemd is not running as PID 1" in args["comment"]
     assert "disable_modules: [systemd_service]" in args["comment"]
+    # a real apply fails the run (exit code), having run nothing else
+    sc.set_pillar(pillar("zed"))
+    run = sc.apply("nova")
+    assert run.returncode != 0 and list(run.failed) == ["nova-pillar-valid"], run.states
+    assert len(run.states) == 1, list(run.states)
     # a minion set up as docs/operations.md says applies normally
     ok = render(make_salt_call(minion_id="ctl1", grains=GRAINS["debian12"]), pillar("zed"))
     assert ok["nova-pillar-valid"][0] == "test.succeed_without_changes"
