@@ -28,22 +28,17 @@ def __virtual__():
     return __virtualname__
 
 
-def _test():
-    return bool(__opts__.get("test"))
-
-
 def _run(name, body):
     """Call ``body(ret)``; an error becomes a failed state (or, in a test run
-    behind pending states, result None with the reason)."""
+    behind pending states it requires, result None with the reason)."""
     ret = __utils__["openstack_state.new_ret"](name)
-    with __utils__["openstack_state.guard"](ret, test=_test(),
-                                             running=globals().get("__running__")):
+    with __utils__["openstack_state.guard_state"](ret, __opts__["test"], globals()):
         body(ret)
     return ret
 
 
 def _change(ret, changes, would, done, act):
-    if __utils__["openstack_state.change"](ret, changes, _test(), would, done):
+    if __utils__["openstack_state.change"](ret, changes, __opts__["test"], would, done):
         act()
 
 
@@ -145,11 +140,11 @@ def hosts_discovered(name, expect=0, hosts=None, config=NOVA_CONF):
             short = len(registered)
             absent = _absent_hosts(wanted, registered) if short < count else []
         if absent or short < count:
-            ret["result"] = None if _test() else False
+            ret["result"] = None if __opts__["test"] else False
             ret["comment"] = (f"{short} of {count} expected compute hosts "
                               f"registered ({', '.join(registered) or 'none'})"
                               + (f"; missing: {', '.join(absent)}" if absent else "")
-                              + ("; they would be waited for and mapped" if _test() else
+                              + ("; they would be waited for and mapped" if __opts__["test"] else
                                  "; are nova-compute services running and reaching the broker?"))
             return
         missing = [h for h in registered if h not in mapped]

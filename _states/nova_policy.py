@@ -17,8 +17,7 @@ def rules_known(name, rules, sample=None):
     the policy file they are written to; ``sample``: its policy defaults, see
     ``nova_policy.known_rules``). Changes nothing."""
     ret = __utils__["openstack_state.new_ret"](name)
-    with __utils__["openstack_state.guard"](ret, test=bool(__opts__.get("test")),
-                                             running=globals().get("__running__")):
+    with __utils__["openstack_state.guard_state"](ret, __opts__["test"], globals()):
         if not rules:
             ret["comment"] = f"{name}: no rule to check (Nova's defaults apply)"
             return ret

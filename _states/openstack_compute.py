@@ -45,22 +45,19 @@ def _nc(fun, *args, **kwargs):
     return __salt__[f"openstack_compute.{fun}"](*args, **kwargs)
 
 
-def _test():
-    return bool(__opts__.get("test"))
-
 
 def _run(name, body):
     """Call a state body; turn any error into a failed state, no traceback."""
     ret = __utils__["openstack_state.new_ret"](name)
-    with __utils__["openstack_state.guard"](ret, invalid=(_Invalid,), test=_test(),
-                                             running=globals().get("__running__")):
+    with __utils__["openstack_state.guard_state"](ret, __opts__["test"], globals(),
+                                                   invalid=(_Invalid,)):
         body(ret)
     return ret
 
 
 def _change(ret, changes, what, verb, act):
     """Report ``changes`` of ``what``; unless testing, ``act()`` them."""
-    if __utils__["openstack_state.change"](ret, changes, _test(), f"{what} would be {verb}",
+    if __utils__["openstack_state.change"](ret, changes, __opts__["test"], f"{what} would be {verb}",
                                            f"{what} {verb}") and act is not None:
         act()
 
@@ -178,7 +175,7 @@ def host_drained(name, host=None, reason=None, timeout=1800, poll_interval=5,
         if not (changes or plan["busy"] or plan["stuck"]):
             ret["comment"] = f"{what} is drained: no instance on it, nova-compute disabled ({why})"
             return
-        if _test():
+        if __opts__["test"]:
             notes = [f"busy, waited for: {_pairs(plan['busy'])}"] if plan["busy"] else []
             if plan["stuck"]:
                 notes.append(f"cannot be moved: {_pairs(plan['stuck'])}")

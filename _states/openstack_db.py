@@ -36,8 +36,7 @@ def _mod(fun):
 def _guard(name, secrets, work):
     """Run ``work(ret)``; any error becomes a failed state with a masked comment."""
     ret = __utils__["openstack_state.new_ret"](name)
-    with __utils__["openstack_state.guard"](ret, secrets, test=__opts__["test"],
-                                             running=globals().get("__running__")):
+    with __utils__["openstack_state.guard_state"](ret, __opts__["test"], globals(), secrets):
         work(ret)
     return ret
 

@@ -38,7 +38,7 @@ def _converge(name, call, what):
     returning the changes; this reports them."""
     test = bool(__opts__.get("test"))
     ret = __utils__["openstack_state.new_ret"](name)
-    with __utils__["openstack_state.guard"](ret, test=test, running=globals().get("__running__")):
+    with __utils__["openstack_state.guard_state"](ret, test, globals()):
         changes = call(test)
         parts = []
         option_count = _count({k: v for k, v in changes.items() if k != "permissions"})

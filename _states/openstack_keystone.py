@@ -36,22 +36,19 @@ def _ks(fun, *args, **kwargs):
     return __salt__[f"openstack_keystone.{fun}"](*args, **kwargs)
 
 
-def _test():
-    return bool(__opts__.get("test"))
-
 
 def _run(name, body):
     """Call a state body; turn any error into a failed state, no traceback."""
     ret = __utils__["openstack_state.new_ret"](name)
-    with __utils__["openstack_state.guard"](ret, invalid=(_Invalid,), test=_test(),
-                                             running=globals().get("__running__")):
+    with __utils__["openstack_state.guard_state"](ret, __opts__["test"], globals(),
+                                                   invalid=(_Invalid,)):
         body(ret)
     return ret
 
 
 def _change(ret, changes, what, verb, act):
     """Report ``changes`` of ``what``; unless testing, ``act()`` them."""
-    if __utils__["openstack_state.change"](ret, changes, _test(), f"{what} would be {verb}",
+    if __utils__["openstack_state.change"](ret, changes, __opts__["test"], f"{what} would be {verb}",
                                            f"{what} {verb}") and act is not None:
         act()
 
@@ -158,7 +155,7 @@ def user_present(name, password, domain="Default", default_project=None, email=N
             pdomain = default_project_domain or domain
             project = _ks("project_get", default_project, pdomain, **ka)
             if project is None:
-                if not _test():
+                if not __opts__["test"]:
                     raise _Invalid(f"default_project '{default_project}' does not exist "
                                    f"in domain '{pdomain}'")
                 project_id = f"<project {default_project}>"  # created earlier in a real run
@@ -189,7 +186,7 @@ def user_present(name, password, domain="Default", default_project=None, email=N
             changes["default_project_id"]["new"] = default_project
         if not rec.get("enabled", True) and enabled:
             # A disabled user cannot authenticate: enable first, then check.
-            if _test():
+            if __opts__["test"]:
                 changes["password"] = "unverified (user is disabled)"
             else:
                 _ks("user_update", rec["id"], fields, **ka)
@@ -272,7 +269,7 @@ def role_grant_present(name, user, project, user_domain="Default",
         what, ids, missing = _grant(name, user, project, user_domain, project_domain, ka,
                                     absent=False)
         if missing:
-            if _test():
+            if __opts__["test"]:
                 # In a test run the records may be pending in earlier states.
                 return _change(ret, {"grant": {"old": None, "new": what}}, what,
                                f"granted once {' and '.join(missing)} exist", None)
@@ -427,7 +424,7 @@ def endpoints_present(name, region="RegionOne", public=None, internal=None, admi
         service = _one_service(name, service_type, ka)
         what = f"endpoints of service '{name}' in region '{region}'"
         if service is None:
-            if _test():
+            if __opts__["test"]:
                 return _change(ret, {i: {"old": None, "new": _mask_url(u)}
                                      for i, u in wanted.items()},
                                what, "created once the service exists", None)
@@ -446,7 +443,7 @@ def endpoints_present(name, region="RegionOne", public=None, internal=None, admi
             changes[iface] = {"old": None, "new": _mask_url(url)}
         if deletes:
             # named for what the run does: nothing is removed in a test run
-            key = "duplicates to remove" if _test() else "duplicates removed"
+            key = "duplicates to remove" if __opts__["test"] else "duplicates removed"
             changes[key] = sorted(f"{e['interface']} {e['id']}" for e in deletes)
 
         def act():

@@ -3,9 +3,10 @@ the one protocol of a state (compare, honour ``test``, change, report).
 
 Loaded by Salt as ``__utils__["openstack_state.<function>"]`` (``_utils/`` is
 synced with the modules). A utility module sees no other ``__utils__``, and
-it never calls back into a module's code: Salt resolves a module's dunders
-(``__salt__``...) through the loader that is running, so a callback run from
-here would not find them. The state keeps the control flow::
+it never calls back into a state's code: a callback run from here would
+resolve ``__utils__`` and ``__opts__`` through the utilities' loader (Salt
+3008.4: "LazyLoader does not have a packed value for: __utils__"). The state
+keeps the control flow::
 
     def thing_present(name, ...):
         ret = __utils__["openstack_state.new_ret"](name)
@@ -21,14 +22,15 @@ here would not find them. The state keeps the control flow::
         return ret
 
 ``failed`` turns an error into a failed state whose comment is masked (or,
-in a test run where earlier states are pending, into result None); ``guard``
-does it for a ``with`` block, and ``run`` is a state function's whole
-protocol, so every state module runs its bodies the same way (the body is
-the state's own closure, its dunders intact)::
+in a test run where states it requires are pending, into result None);
+``guard`` does it for a ``with`` block, and ``guard_state`` is that block for
+a state function, read from the state module's own ``__opts__["test"]`` and
+globals, so every state module runs its bodies the same way::
 
-    def body(ret):
-        ...
-    return __utils__["openstack_state.run"](name, body, globals())
+    ret = __utils__["openstack_state.new_ret"](name)
+    with __utils__["openstack_state.guard_state"](ret, __opts__["test"], globals()):
+        body(ret)
+    return ret
 """
 import logging
 import re
@@ -232,19 +234,11 @@ def guard(ret, secrets=(), invalid=(), test=False, running=None, low=None, chunk
     return _Guard(ret, secrets, invalid, test, running, low, chunks)
 
 
-def guard_state(ret, dunders, secrets=(), invalid=()):
-    """``guard`` for a state function: ``dunders`` is the state module's
-    ``globals()``, whose ``__opts__``, ``__running__``, ``__low__`` and
-    ``__lowstate__`` say whether this is a test run and what it waits for."""
-    return guard(ret, secrets, invalid, test=bool(dunders["__opts__"].get("test")),
-                 running=dunders.get("__running__"), low=dunders.get("__low__"),
-                 chunks=dunders.get("__lowstate__"))
-
-
-def run(name, body, dunders, secrets=(), invalid=()):
-    """A state function's whole protocol: a fresh return, ``body(ret)`` run
-    under ``guard_state``, the return."""
-    ret = new_ret(name)
-    with guard_state(ret, dunders, secrets, invalid):
-        body(ret)
-    return ret
+def guard_state(ret, test, dunders, secrets=(), invalid=()):
+    """``guard`` for a state function: ``test`` is its ``__opts__["test"]``
+    (read in the state's own frame: ``__opts__`` resolves through the loader
+    that is running), ``dunders`` its module's ``globals()``, whose
+    ``__running__``, ``__low__`` and ``__lowstate__`` (plain values Salt
+    injects for the call) say what the state waits for."""
+    return guard(ret, secrets, invalid, test=bool(test), running=dunders.get("__running__"),
+                 low=dunders.get("__low__"), chunks=dunders.get("__lowstate__"))

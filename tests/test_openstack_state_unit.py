@@ -72,19 +72,20 @@ def test_only_pending_states_it_depends_on_make_a_dry_run_check_pending():
 def test_guard_state_reads_the_state_modules_dunders():
     chunks = [_chunk("pkg", "nova.packages"), _chunk("check", "nova.x", require=["pkg"]),
               _chunk("hold", "nova.packages", prereq_in=[{"test": "check"}])]
-    dunders = {"__opts__": {"test": True}, "__running__": _pending("pkg", 1),
-               "__low__": chunks[1], "__lowstate__": chunks}
+    dunders = {"__running__": _pending("pkg", 1), "__low__": chunks[1], "__lowstate__": chunks}
 
-    def body(ret):
-        raise Invalid("nova-manage is not installed")
+    def check(test):
+        ret = state.new_ret("check")
+        with state.guard_state(ret, test, dunders, invalid=(Invalid,)):
+            raise Invalid("nova-manage is not installed")
+        return ret
 
-    ret = state.run("check", body, dunders, invalid=(Invalid,))
+    ret = check(True)
     assert ret["result"] is None and "(pkg)" in ret["comment"], ret
     dunders["__running__"] = _pending("hold", 1)  # named by its prereq_in
-    ret = state.run("check", body, dunders, invalid=(Invalid,))
+    ret = check(True)
     assert ret["result"] is None and "(hold)" in ret["comment"], ret
-    dunders["__opts__"] = {"test": False}
-    assert state.run("check", body, dunders, invalid=(Invalid,))["result"] is False
+    assert check(False)["result"] is False
 
 
 def test_a_partial_failure_lists_what_was_done():
