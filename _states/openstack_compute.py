@@ -23,8 +23,8 @@ def __virtual__():
                    "(it needs the keystoneauth1 Python package)")
 
 
-class _Invalid(Exception):
-    """Bad input or a refusal: reported as a failed state, as it is."""
+def _invalid(text):
+    return __utils__["openstack_state.invalid"](text)
 
 
 def _writes(*steps):
@@ -45,12 +45,10 @@ def _nc(fun, *args, **kwargs):
     return __salt__[f"openstack_compute.{fun}"](*args, **kwargs)
 
 
-
 def _run(name, body):
     """Call a state body; turn any error into a failed state, no traceback."""
     ret = __utils__["openstack_state.new_ret"](name)
-    with __utils__["openstack_state.guard_state"](ret, __opts__["test"], globals(),
-                                                   invalid=(_Invalid,)):
+    with __utils__["openstack_state.guard_state"](ret, __opts__["test"], globals()):
         body(ret)
     return ret
 
@@ -62,31 +60,16 @@ def _change(ret, changes, what, verb, act):
         act()
 
 
-def _need_str(value, arg, allow_none=False):
-    if value is None and allow_none:
-        return
-    if not isinstance(value, str) or not value.strip():
-        raise _Invalid(f"{arg} must be a non-empty string")
-
-
-def _auth(auth, cloud):
-    if auth is not None and not isinstance(auth, dict):
-        raise _Invalid("auth must be a dict of Keystone admin credentials")
-    if cloud is not None and not isinstance(cloud, str):
-        raise _Invalid("cloud must be a clouds.yaml cloud name")
-    return {"auth": auth, "cloud": cloud}
-
-
 def _host_args(name, host, auth, cloud):
     host = name if host is None else host
-    _need_str(host, "host")
-    return host, _auth(auth, cloud)
+    __utils__["openstack_state.need_str"](host, "host")
+    return host, __utils__["openstack_state.auth_args"](auth, cloud)
 
 
 def _service(host, ka):
     service = _nc("compute_service", host, **ka)
     if service is None:
-        raise _Invalid(f"no nova-compute service is registered for host '{host}'")
+        raise _invalid(f"no nova-compute service is registered for host '{host}'")
     return service
 
 
@@ -102,7 +85,7 @@ def service_disabled(name, reason=None, host=None, auth=None, cloud=None):
     """The nova-compute service of ``host`` (default: ``name``) disabled, with
     ``reason`` when given (else any reason it has is kept)."""
     def body(ret):
-        _need_str(reason, "reason", allow_none=True)
+        __utils__["openstack_state.need_str"](reason, "reason", allow_none=True)
         hst, ka = _host_args(name, host, auth, cloud)
         service = _service(hst, ka)
         changes = _disable_changes(service, reason)
@@ -156,10 +139,10 @@ def host_drained(name, host=None, reason=None, timeout=1800, poll_interval=5,
     every ``poll_interval``; the failure comment names every instance left
     and why."""
     def body(ret):
-        _need_str(reason, "reason", allow_none=True)
+        __utils__["openstack_state.need_str"](reason, "reason", allow_none=True)
         for value, arg in ((timeout, "timeout"), (poll_interval, "poll_interval")):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise _Invalid(f"{arg} must be a number of seconds > 0")
+                raise _invalid(f"{arg} must be a number of seconds > 0")
         hst, ka = _host_args(name, host, auth, cloud)
         service = _service(hst, ka)
         plan = _nc("drain_plan", hst, bool(cold_migration), **ka)
@@ -256,11 +239,11 @@ def host_decommissioned(name, host=None, require_down=True, auth=None, cloud=Non
         servers = _nc("servers_on_host", hst, **ka)
         if servers:
             labels = [f"{s['name']} ({s['id']})" for s in servers]
-            raise _Invalid(f"cannot decommission host '{hst}': {len(servers)} instance(s) still "
+            raise _invalid(f"cannot decommission host '{hst}': {len(servers)} instance(s) still "
                            f"on it: {_listed(labels)}; drain it first "
                            "(openstack_compute.host_drained)")
         if require_down and service.get("state") == "up":
-            raise _Invalid(f"cannot decommission host '{hst}': its nova-compute is still up "
+            raise _invalid(f"cannot decommission host '{hst}': its nova-compute is still up "
                            f"(last report {service.get('updated_at')}); stop it first (Nova "
                            "reports it down after service_down_time, 60 s by default)")
         nodes = _nc("compute_nodes", hst, **ka)
@@ -302,22 +285,22 @@ def _metadata_value(key, value):
         return "true" if value else "false"
     if value is None or isinstance(value, (str, int, float)):
         return None if value is None else str(value)
-    raise _Invalid(f"metadata value of {key!r} must be a string, number, boolean or null")
+    raise _invalid(f"metadata value of {key!r} must be a string, number, boolean or null")
 
 
 def _aggregate_input(name, availability_zone, hosts, metadata):
-    _need_str(name, "name")
+    __utils__["openstack_state.need_str"](name, "name")
     if availability_zone is not None and not isinstance(availability_zone, str):
-        raise _Invalid("availability_zone must be a string ('' for none)")
+        raise _invalid("availability_zone must be a string ('' for none)")
     if hosts is not None and (not isinstance(hosts, (list, tuple)) or not all(
             isinstance(h, str) and h.strip() for h in hosts)):
-        raise _Invalid("hosts must be a list of host names")
+        raise _invalid("hosts must be a list of host names")
     if metadata is None:
         return None
     if not isinstance(metadata, dict) or not all(isinstance(k, str) and k for k in metadata):
-        raise _Invalid("metadata must be a mapping of keys to values")
+        raise _invalid("metadata must be a mapping of keys to values")
     if "availability_zone" in metadata:
-        raise _Invalid("set the zone with availability_zone, not in metadata")
+        raise _invalid("set the zone with availability_zone, not in metadata")
     wanted = {k: _metadata_value(k, v) for k, v in metadata.items()}
     return {k: v for k, v in wanted.items() if v is not None}
 
@@ -327,7 +310,7 @@ def _aggregate_changes(agg, availability_zone, hosts, wanted_meta):
     current = agg or {"availability_zone": None, "hosts": [], "metadata": {}}
     changes = {} if agg else {"aggregate": {"old": None, "new": None}}
     if availability_zone == "" and current["availability_zone"]:
-        raise _Invalid(f"aggregate '{agg['name']}' is in availability zone "
+        raise _invalid(f"aggregate '{agg['name']}' is in availability zone "
                        f"'{current['availability_zone']}', and Nova 26.x refuses to take a zone "
                        "away (an empty one): remove the aggregate (aggregate_absent) and "
                        "create it again")
@@ -361,7 +344,7 @@ def aggregate_present(name, availability_zone=None, hosts=None, metadata=None,
     ``true``/``false``)."""
     def body(ret):
         wanted_meta = _aggregate_input(name, availability_zone, hosts, metadata)
-        ka = _auth(auth, cloud)
+        ka = __utils__["openstack_state.auth_args"](auth, cloud)
         what = f"aggregate '{name}'"
         agg = _nc("aggregate_get", name, **ka)
         changes, add, remove, meta = _aggregate_changes(agg, availability_zone, hosts,
@@ -370,7 +353,7 @@ def aggregate_present(name, availability_zone=None, hosts=None, metadata=None,
             services = _nc("compute_services", **ka)
             unknown = [h for h in add if h not in services]
             if unknown:
-                raise _Invalid(f"cannot add host(s) {', '.join(unknown)} to {what}: no "
+                raise _invalid(f"cannot add host(s) {', '.join(unknown)} to {what}: no "
                                "nova-compute service is registered for them")
         if "aggregate" in changes:
             changes["aggregate"]["new"] = name
@@ -406,7 +389,7 @@ def aggregate_hosts_left(name, hosts, auth=None, cloud=None):
     left its old one when it joins the new one (Nova refuses a host in two)."""
     def body(ret):
         _aggregate_input(name, None, hosts, None)
-        ka = _auth(auth, cloud)
+        ka = __utils__["openstack_state.auth_args"](auth, cloud)
         what = f"aggregate '{name}'"
         agg = _nc("aggregate_get", name, **ka)
         ret["comment"] = f"{what} holds no host it should not"
@@ -425,8 +408,8 @@ def aggregate_hosts_left(name, hosts, auth=None, cloud=None):
 def aggregate_absent(name, auth=None, cloud=None):
     """No host aggregate ``name`` (its hosts are removed from it first, as Nova requires)."""
     def body(ret):
-        _need_str(name, "name")
-        ka = _auth(auth, cloud)
+        __utils__["openstack_state.need_str"](name, "name")
+        ka = __utils__["openstack_state.auth_args"](auth, cloud)
         what = f"aggregate '{name}'"
         agg = _nc("aggregate_get", name, **ka)
         if agg is None:

@@ -28,20 +28,18 @@ def __virtual__():
                    "(it needs the keystoneauth1 Python package)")
 
 
-class _Invalid(Exception):
-    """Bad state input: reported as a failed state, before any request."""
+def _invalid(text):
+    return __utils__["openstack_state.invalid"](text)
 
 
 def _ks(fun, *args, **kwargs):
     return __salt__[f"openstack_keystone.{fun}"](*args, **kwargs)
 
 
-
 def _run(name, body):
     """Call a state body; turn any error into a failed state, no traceback."""
     ret = __utils__["openstack_state.new_ret"](name)
-    with __utils__["openstack_state.guard_state"](ret, __opts__["test"], globals(),
-                                                   invalid=(_Invalid,)):
+    with __utils__["openstack_state.guard_state"](ret, __opts__["test"], globals()):
         body(ret)
     return ret
 
@@ -57,27 +55,6 @@ def _masked():
     return __utils__["openstack_state.mask_text"]()
 
 
-def _need_str(value, arg, allow_none=False):
-    if value is None and allow_none:
-        return
-    if not isinstance(value, str) or not value.strip():
-        raise _Invalid(f"{arg} must be a non-empty string"
-                       + (" (quote it in pillar)" if arg == "password" else ""))
-
-
-def _need_text(value, arg):
-    if value is not None and not isinstance(value, str):
-        raise _Invalid(f"{arg} must be a string")
-
-
-def _auth(auth, cloud):
-    if auth is not None and not isinstance(auth, dict):
-        raise _Invalid("auth must be a dict of Keystone admin credentials")
-    if cloud is not None and not isinstance(cloud, str):
-        raise _Invalid("cloud must be a clouds.yaml cloud name")
-    return {"auth": auth, "cloud": cloud}
-
-
 # --------------------------------------------------------------------------
 # projects
 # --------------------------------------------------------------------------
@@ -85,10 +62,10 @@ def project_present(name, domain="Default", description=None, enabled=True,
                     auth=None, cloud=None):
     """A project ``name`` in ``domain`` (its description set when given)."""
     def body(ret):
-        _need_str(name, "name")
-        _need_str(domain, "domain")
-        _need_text(description, "description")
-        ka = _auth(auth, cloud)
+        __utils__["openstack_state.need_str"](name, "name")
+        __utils__["openstack_state.need_str"](domain, "domain")
+        __utils__["openstack_state.need_text"](description, "description")
+        ka = __utils__["openstack_state.auth_args"](auth, cloud)
         what = f"project '{name}' in domain '{domain}'"
         rec = _ks("project_get", name, domain, **ka)
         if rec is None:
@@ -114,8 +91,8 @@ def project_absent(name, domain="Default", auth=None, cloud=None):
 def _domain_record_absent(kind, name, domain, auth, cloud):
     """Delete the ``kind`` (project or user) ``name`` of ``domain`` if it exists."""
     def body(ret):
-        _need_str(name, "name")
-        ka = _auth(auth, cloud)
+        __utils__["openstack_state.need_str"](name, "name")
+        ka = __utils__["openstack_state.auth_args"](auth, cloud)
         what = f"{kind} '{name}' in domain '{domain}'"
         rec = _absent_lookup(f"{kind}_get", name, domain, ka)
         if rec is None:
@@ -143,12 +120,12 @@ def user_present(name, password, domain="Default", default_project=None, email=N
                  enabled=True, default_project_domain=None, auth=None, cloud=None):
     """A user with ``password``; the password is checked by authenticating as the user."""
     def body(ret):
-        _need_str(name, "name")
-        _need_str(password, "password")
-        _need_str(domain, "domain")
-        _need_str(default_project, "default_project", allow_none=True)
-        _need_str(email, "email", allow_none=True)
-        ka = _auth(auth, cloud)
+        __utils__["openstack_state.need_str"](name, "name")
+        __utils__["openstack_state.need_str"](password, "password", hint=" (quote it in pillar)")
+        __utils__["openstack_state.need_str"](domain, "domain")
+        __utils__["openstack_state.need_str"](default_project, "default_project", allow_none=True)
+        __utils__["openstack_state.need_str"](email, "email", allow_none=True)
+        ka = __utils__["openstack_state.auth_args"](auth, cloud)
         what = f"user '{name}' in domain '{domain}'"
         project_id = None
         if default_project:
@@ -156,7 +133,7 @@ def user_present(name, password, domain="Default", default_project=None, email=N
             project = _ks("project_get", default_project, pdomain, **ka)
             if project is None:
                 if not __opts__["test"]:
-                    raise _Invalid(f"default_project '{default_project}' does not exist "
+                    raise _invalid(f"default_project '{default_project}' does not exist "
                                    f"in domain '{pdomain}'")
                 project_id = f"<project {default_project}>"  # created earlier in a real run
             else:
@@ -213,8 +190,8 @@ def user_absent(name, domain="Default", auth=None, cloud=None):
 # --------------------------------------------------------------------------
 def role_present(name, auth=None, cloud=None):
     def body(ret):
-        _need_str(name, "name")
-        ka = _auth(auth, cloud)
+        __utils__["openstack_state.need_str"](name, "name")
+        ka = __utils__["openstack_state.auth_args"](auth, cloud)
         if _ks("role_get", name, **ka) is not None:
             ret["comment"] = f"role '{name}' is in the correct state"
             return
@@ -225,8 +202,8 @@ def role_present(name, auth=None, cloud=None):
 
 def role_absent(name, auth=None, cloud=None):
     def body(ret):
-        _need_str(name, "name")
-        ka = _auth(auth, cloud)
+        __utils__["openstack_state.need_str"](name, "name")
+        ka = __utils__["openstack_state.auth_args"](auth, cloud)
         rec = _ks("role_get", name, **ka)
         if rec is None:
             ret["comment"] = f"role '{name}' is already absent"
@@ -240,7 +217,7 @@ def _grant_ids(name, user, project, user_domain, project_domain, ka, absent):
     """(project, user, role) records; a missing one fails (or means absent/pending)."""
     for value, arg in ((name, "name"), (user, "user"), (project, "project"),
                        (user_domain, "user_domain"), (project_domain, "project_domain")):
-        _need_str(value, arg)
+        __utils__["openstack_state.need_str"](value, arg)
     lookup = _absent_lookup if absent else (lambda f, n, d, k: _ks(f, n, d, **k))
     recs = {
         "role": (_ks("role_get", name, **ka), f"role '{name}'"),
@@ -265,7 +242,7 @@ def role_grant_present(name, user, project, user_domain="Default",
                        project_domain="Default", auth=None, cloud=None):
     """Role ``name`` for ``user`` on ``project``."""
     def body(ret):
-        ka = _auth(auth, cloud)
+        ka = __utils__["openstack_state.auth_args"](auth, cloud)
         what, ids, missing = _grant(name, user, project, user_domain, project_domain, ka,
                                     absent=False)
         if missing:
@@ -287,7 +264,7 @@ def role_grant_present(name, user, project, user_domain="Default",
 def role_grant_absent(name, user, project, user_domain="Default",
                       project_domain="Default", auth=None, cloud=None):
     def body(ret):
-        ka = _auth(auth, cloud)
+        ka = __utils__["openstack_state.auth_args"](auth, cloud)
         what, ids, missing = _grant(name, user, project, user_domain, project_domain, ka,
                                     absent=True)
         if missing:
@@ -310,10 +287,10 @@ def service_present(name, type, description=None, enabled=True,  # pylint: disab
     service_type = type
 
     def body(ret):
-        _need_str(name, "name")
-        _need_str(service_type, "type")
-        _need_text(description, "description")
-        ka = _auth(auth, cloud)
+        __utils__["openstack_state.need_str"](name, "name")
+        __utils__["openstack_state.need_str"](service_type, "type")
+        __utils__["openstack_state.need_text"](description, "description")
+        ka = __utils__["openstack_state.auth_args"](auth, cloud)
         what = f"service '{name}' (type {service_type})"
         found = _ks("service_list", name, **ka)
         same = [s for s in found if s.get("type") == service_type]
@@ -325,7 +302,7 @@ def service_present(name, type, description=None, enabled=True,  # pylint: disab
             return _change(ret, {"service": {"old": None, "new": name}}, what, "created",
                     lambda: _ks("service_create", name, service_type, description, **ka))
         else:
-            raise _Invalid(f"several services are named '{name}', none of type "
+            raise _invalid(f"several services are named '{name}', none of type "
                            f"{service_type}: remove the extra ones first")
         fields = {}
         if rec.get("type") != service_type:
@@ -348,9 +325,9 @@ def service_present(name, type, description=None, enabled=True,  # pylint: disab
 def service_absent(name, type=None, auth=None, cloud=None):  # pylint: disable=redefined-builtin
     """No service ``name`` (of ``type`` when given); its endpoints go with it."""
     def body(ret):
-        _need_str(name, "name")
-        _need_str(type, "type", allow_none=True)
-        ka = _auth(auth, cloud)
+        __utils__["openstack_state.need_str"](name, "name")
+        __utils__["openstack_state.need_str"](type, "type", allow_none=True)
+        ka = __utils__["openstack_state.auth_args"](auth, cloud)
         found = _ks("service_list", name, type, **ka)
         if not found:
             ret["comment"] = f"service '{name}' is already absent"
@@ -374,7 +351,7 @@ def _mask_url(url):
 def _one_service(name, service_type, ka):
     found = _ks("service_list", name, service_type, **ka)
     if len(found) > 1:
-        raise _Invalid(f"{len(found)} services are named '{name}'"
+        raise _invalid(f"{len(found)} services are named '{name}'"
                        + ("" if service_type else ": pass service_type to choose one"))
     return found[0] if found else None
 
@@ -407,20 +384,20 @@ def endpoints_present(name, region="RegionOne", public=None, internal=None, admi
     ``http://h:8774/v2.1`` alike). An interface given as None is left alone.
     """
     def body(ret):
-        _need_str(name, "name")
-        _need_str(region, "region")
-        _need_str(service_type, "service_type", allow_none=True)
+        __utils__["openstack_state.need_str"](name, "name")
+        __utils__["openstack_state.need_str"](region, "region")
+        __utils__["openstack_state.need_str"](service_type, "service_type", allow_none=True)
         wanted = {}
         for iface, url in (("public", public), ("internal", internal), ("admin", admin)):
             if url is None:
                 continue
             if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
-                raise _Invalid(f"{iface} must be an http(s) URL, got "
+                raise _invalid(f"{iface} must be an http(s) URL, got "
                                f"{_mask_url(url) if isinstance(url, str) else type(url).__name__}")
             wanted[iface] = url
         if not wanted:
-            raise _Invalid("give at least one of public, internal, admin")
-        ka = _auth(auth, cloud)
+            raise _invalid("give at least one of public, internal, admin")
+        ka = __utils__["openstack_state.auth_args"](auth, cloud)
         service = _one_service(name, service_type, ka)
         what = f"endpoints of service '{name}' in region '{region}'"
         if service is None:
@@ -428,7 +405,7 @@ def endpoints_present(name, region="RegionOne", public=None, internal=None, admi
                 return _change(ret, {i: {"old": None, "new": _mask_url(u)}
                                      for i, u in wanted.items()},
                                what, "created once the service exists", None)
-            raise _Invalid(f"service '{name}' does not exist: declare "
+            raise _invalid(f"service '{name}' does not exist: declare "
                            "openstack_keystone.service_present for it first")
         existing = _ks("endpoint_list", service["id"], region, **ka)
         updates, creates, deletes = _plan_endpoints(existing, wanted)
@@ -464,9 +441,9 @@ def endpoints_present(name, region="RegionOne", public=None, internal=None, admi
 def endpoints_absent(name, region="RegionOne", service_type=None, auth=None, cloud=None):
     """No endpoint of service ``name`` in ``region`` (other regions are kept)."""
     def body(ret):
-        _need_str(name, "name")
-        _need_str(region, "region")
-        ka = _auth(auth, cloud)
+        __utils__["openstack_state.need_str"](name, "name")
+        __utils__["openstack_state.need_str"](region, "region")
+        ka = __utils__["openstack_state.auth_args"](auth, cloud)
         what = f"endpoints of service '{name}' in region '{region}'"
         service = _one_service(name, service_type, ka)
         existing = _ks("endpoint_list", service["id"], region, **ka) if service else []

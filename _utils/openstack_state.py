@@ -81,6 +81,40 @@ def mask_url(url):
     return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", url)
 
 
+class Invalid(Exception):
+    """Bad state input or a refusal: a failed state whose comment is the
+    message as it is (like Salt's CommandExecutionError)."""
+
+
+def invalid(text):
+    """The exception a state raises for bad input or a refusal."""
+    return Invalid(text)
+
+
+def need_str(value, arg, allow_none=False, hint=""):
+    """Refuse ``value`` unless it is a non-empty string (or None, allowed)."""
+    if value is None and allow_none:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(f"{arg} must be a non-empty string{hint}")
+
+
+def need_text(value, arg):
+    """Refuse ``value`` unless it is a string or None."""
+    if value is not None and not isinstance(value, str):
+        raise Invalid(f"{arg} must be a string")
+
+
+def auth_args(auth, cloud):
+    """A state's Keystone admin credentials (``auth`` dict or ``cloud``
+    name), checked, as the execution modules' keyword arguments."""
+    if auth is not None and not isinstance(auth, dict):
+        raise Invalid("auth must be a dict of Keystone admin credentials")
+    if cloud is not None and not isinstance(cloud, str):
+        raise Invalid("cloud must be a clouds.yaml cloud name")
+    return {"auth": auth, "cloud": cloud}
+
+
 def new_ret(name):
     """A state return that says: nothing to do, all fine."""
     return {"name": name, "result": True, "changes": {}, "comment": ""}
@@ -98,7 +132,7 @@ def failed(ret, exc, secrets=(), invalid=(), test=False, running=None, low=None,
     ``low`` and ``chunks`` (``__low__``, ``__lowstate__``) narrow "depends on"
     to the state's requisites, followed through; without them every earlier
     pending state counts."""
-    known = isinstance(exc, tuple(invalid)) or _is_command_error(exc)
+    known = isinstance(exc, (Invalid, *invalid)) or _is_command_error(exc)
     text = str(exc) if known else f"unexpected error: {type(exc).__name__}: {exc}"
     if not known:
         log.debug("state %s failed", ret.get("name"), exc_info=exc)
