@@ -190,7 +190,10 @@ def main():
     print(f"benchmarks/noop.py {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} cores, load average {' '.join(load)} (before); "
           f"medians of {args.runs}")
-    results = [bench_role(role, args.runs) for role in args.roles.split(",")]
+    try:
+        results = [bench_role(role, args.runs) for role in args.roles.split(",")]
+    finally:
+        shutil.rmtree(BENCH_DIR, ignore_errors=True)  # it holds a copy of the pillar
     load = open("/proc/loadavg").read().split()[:3]
     print(f"\nload average after: {' '.join(load)}")
     missed = [r["role"] for r in results if r["overhead"] > TARGETS[r["role"]] or r["slow"]]
