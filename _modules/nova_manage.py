@@ -18,6 +18,7 @@ Configuration (minion config or pillar, through config.get):
     nova_manage:package_dir the installed nova package (found beside nova-manage)
 """
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -129,21 +130,40 @@ def _sql(config, section, query, params=None, write=False):
     url = _conf_url(config, section)
     if not url:
         raise CommandExecutionError(f"{config} has no [{section}] connection")
-    conn = _connect(url)
+    conn = _connection(url)
     try:
         with conn.cursor() as cur:
             cur.execute(query, params)
-            rows = cur.fetchall()
-        if write:
-            conn.commit()
-        return rows
+            return cur.fetchall()
     except pymysql.MySQLError as exc:
         if exc.args and exc.args[0] == 1146:  # ER_NO_SUCH_TABLE
             return None
+        _drop_connection(url)
         raise CommandExecutionError(f"cannot {'write' if write else 'read'} the "
                                     f"[{section}] database: {_mask(exc)}") from None
-    finally:
-        conn.close()
+
+
+def _connection(url):
+    """One connection per database URL for the whole run (a no-op's checks
+    are a handful of queries over two databases; a connection costs more
+    than the query). Autocommit: every statement is its own transaction, so
+    a read after a nova-manage run sees what it wrote, and a write is
+    committed at once. Kept under a digest of the URL (it holds a password)."""
+    key = "nova_manage.conn." + hashlib.sha256(url.encode()).hexdigest()
+    conn = __context__.get(key)
+    if conn is None or not conn.open:
+        conn = __context__[key] = _connect(url)
+    return conn
+
+
+def _drop_connection(url):
+    conn = __context__.pop("nova_manage.conn." + hashlib.sha256(url.encode()).hexdigest(),
+                           None)
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:  # pylint: disable=broad-except  # already broken
+            pass
 
 
 def _by_sql(config, section):
@@ -376,7 +396,7 @@ def _connect(url):
                                     f"{parts.scheme}://")
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     args = {"user": unquote(parts.username or ""), "password": unquote(parts.password or ""),
-            "database": parts.path.lstrip("/"), "connect_timeout": 10}
+            "database": parts.path.lstrip("/"), "connect_timeout": 10, "autocommit": True}
     if query.get("unix_socket"):
         args["unix_socket"] = query["unix_socket"]
     else:

@@ -269,7 +269,9 @@ def user_authenticate(name, password, domain="Default", auth=None, cloud=None):
     """Authenticate as the user by name: its id/name/domain_id, or None on HTTP 401.
 
     One request proves at once that the user exists, is enabled and has this
-    password, so a no-op ``user_present`` needs no list call.
+    password, and (``project_id``: the project Keystone scoped the token to,
+    the user's default project when it has a role there) which default
+    project it has, so a no-op ``user_present`` needs no list call.
 
     CLI Example:
 
@@ -285,9 +287,16 @@ def user_authenticate(name, password, domain="Default", auth=None, cloud=None):
                              authenticated=False, secrets_=(password,))
     if status != 201:
         return None
-    user = data["token"]["user"]
-    ref = {"id": user["id"], "name": user["name"], "domain_id": user["domain"]["id"]}
+    token = data["token"]
+    user = token["user"]
+    # No scope asked: Keystone scopes the token to the user's default project
+    # when the user has a role there, and lists those roles (global ones, with
+    # their ids): user_present needs no user lookup, role_present no role list.
+    ref = {"id": user["id"], "name": user["name"], "domain_id": user["domain"]["id"],
+           "project_id": (token.get("project") or {}).get("id")}
     conn.cache[("user-ref", name, did)] = ref
+    for role in token.get("roles") or []:
+        conn.cache.setdefault(("role", role["name"]), {"id": role["id"], "name": role["name"]})
     return ref
 
 

@@ -138,13 +138,15 @@ def user_present(name, password, domain="Default", default_project=None, email=N
                 project_id = f"<project {default_project}>"  # created earlier in a real run
             else:
                 project_id = project["id"]
-        failed_auth = False
-        if enabled and default_project is None and email is None:
-            # Nothing to compare but the password: one authentication checks it all.
-            if _ks("user_authenticate", name, password, domain, **ka) is not None:
+        auth_ok = None  # None: not tried
+        if enabled and email is None:
+            # One authentication checks the password, that the user exists and is
+            # enabled, and (its token's project scope) the default project.
+            ref = _ks("user_authenticate", name, password, domain, **ka)
+            if ref is not None and (default_project is None or ref["project_id"] == project_id):
                 ret["comment"] = f"{what} is in the correct state"
                 return
-            failed_auth = True
+            auth_ok = ref is not None
         rec = _ks("user_get", name, domain, **ka)
         if rec is None:
             return _change(ret, {"user": {"old": None, "new": name}, "password": _masked()},
@@ -171,8 +173,8 @@ def user_present(name, password, domain="Default", default_project=None, email=N
         # A disabled user cannot log in, so its password is only checked once enabled;
         # a failed login of an enabled user above needs no second try.
         if "password" not in changes and enabled and (
-                (failed_auth and rec.get("enabled", True))
-                or not _ks("user_check_password", rec["id"], password, **ka)):
+                (auth_ok is False and rec.get("enabled", True))
+                or (not auth_ok and not _ks("user_check_password", rec["id"], password, **ka))):
             fields["password"] = password
             changes["password"] = _masked()
         ret["comment"] = f"{what} is in the correct state"

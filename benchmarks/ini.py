@@ -8,7 +8,10 @@ Compares, in one run and on the same file and keys:
   * a crudini-per-key loop (what ``openstack-config`` does);
   * puppet-nova's ``nova_config`` ("Applied catalog in" time, start-up excluded).
 
-Usage: .venv/bin/python benchmarks/ini.py [--rounds 20] [--skip-salt] [--skip-puppet]
+Every peer is sampled --samples times (default 3), each on a fresh copy;
+medians and spreads (min-max) are printed, the ratios are of the medians.
+
+Usage: .venv/bin/python benchmarks/ini.py [--rounds 20] [--samples 3] [--skip-salt] [--skip-puppet]
 Needs Debian's crudini, puppet and puppet-module-nova (installed on first run).
 """
 import argparse
@@ -24,6 +27,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path.insert(0, HERE)
 
 from harness import load_module  # noqa: E402
 
@@ -82,7 +86,26 @@ def bench_ours(src, workdir, rounds):
         path = fresh(src, workdir)
         change.append(timed(lambda: openstack_ini.set_options(path, KEYS)))
         noop.append(timed(lambda: openstack_ini.set_options(path, KEYS)))
-    return statistics.median(change), statistics.median(noop), path
+    return change, noop, path
+
+
+def sampled(fn, src, workdir, samples):
+    """``samples`` runs of a peer, each on a fresh copy in its own folder:
+    (change times, no-op times, the last file)."""
+    change, noop = [], []
+    for i in range(samples):
+        sub = os.path.join(workdir, f"sample-{fn.__name__}-{i}")
+        os.makedirs(sub)
+        one_change, one_noop, path = fn(src, sub)
+        change.append(one_change)
+        noop.append(one_noop)
+    return change, noop, path
+
+
+def med_spread(values):
+    """'median (min-max)' in ms."""
+    return (f"{statistics.median(values) * 1e3:.2f}ms "
+            f"({min(values) * 1e3:.2f}-{max(values) * 1e3:.2f})")
 
 
 def bench_floor(src, workdir, rounds):
@@ -111,9 +134,26 @@ def bench_salt(src, workdir):
     funcs = salt.loader.minion_mods(opts, utils=utils)
     states = salt.loader.states(opts, funcs, utils, {})
     path = fresh(src, workdir, "salt.conf")
-    change = timed(lambda: states["ini.options_present"](path, sections=KEYS))
-    noop = timed(lambda: states["ini.options_present"](path, sections=KEYS))
+    keys = salt_keys()
+    scale = N_KEYS / sum(len(v) for v in keys.values())
+    change = timed(lambda: states["ini.options_present"](path, sections=keys)) * scale
+    noop = timed(lambda: states["ini.options_present"](path, sections=keys)) * scale
     return change, noop, path
+
+
+SALT_KEYS = 35  # set by --salt-keys
+
+
+def salt_keys():
+    """The first SALT_KEYS keys, section by section (Salt's ini takes minutes
+    for all 35; its time grows with the keys: it is scaled to 35)."""
+    out, left = {}, SALT_KEYS
+    for section, keys in KEYS.items():
+        take = dict(list(keys.items())[:left])
+        if take:
+            out[section] = take
+        left -= len(take)
+    return out
 
 
 def bench_crudini(src, workdir):
@@ -140,11 +180,15 @@ def bench_puppet(src, workdir):
                 fh.write(f"nova_config {{ '{section}/{key}': value => '{value}', secret => {secret} }}\n")
     created = not os.path.isdir("/etc/nova")
     os.makedirs("/etc/nova", exist_ok=True)
+    # the module path of benchmarks/puppet.py: puppet-module-rabbitmq left out
+    # (its fact runs `rabbitmqctl status`, which can hang for minutes)
+    from puppet import modulepath
+    mods = modulepath(workdir)
     script = (f"mount --bind {etc} /etc/nova && "
-              f"puppet apply --modulepath=/usr/share/puppet/modules --color=false {manifest}")
+              f"puppet apply --modulepath={mods} --color=false {manifest}")
     results = []
     try:
-        for _ in range(2):
+        for _ in range(2):  # change, then no-op
             out = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
             found = re.search(r"Applied catalog in ([0-9.]+) seconds", out.stdout + out.stderr)
             if not found:
@@ -184,17 +228,23 @@ def ensure_tools(need_puppet):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--samples", type=int, default=3, help="runs of each peer (>= 3)")
+    parser.add_argument("--salt-keys", type=int, default=7,
+                        help="keys per sample for Salt's ini (its time scaled to 35)")
     parser.add_argument("--skip-salt", action="store_true")
     parser.add_argument("--skip-puppet", action="store_true")
     args = parser.parse_args()
+    global SALT_KEYS
+    SALT_KEYS = min(args.salt_keys, N_KEYS)
     ensure_tools(not args.skip_puppet)
     src = source_conf()
     size = os.path.getsize(src)
     with tempfile.TemporaryDirectory() as workdir:
-        ours_change, ours_noop, ours_path = bench_ours(src, workdir, args.rounds)
+        ours_changes, ours_noops, ours_path = bench_ours(src, workdir, args.rounds)
+        ours_change, ours_noop = statistics.median(ours_changes), statistics.median(ours_noops)
         floor = bench_floor(src, workdir, args.rounds)
         stray = lines_outside_keys(src, ours_path)
-        rows = [("openstack_ini (this formula)", ours_change, ours_noop, "", "")]
+        rows = [("openstack_ini (this formula)", ours_changes, ours_noops, "", "")]
         peers = [("crudini loop (openstack-config)", bench_crudini)]
         if not args.skip_salt:
             peers.append(("salt ini.options_present", bench_salt))
@@ -202,17 +252,27 @@ def main():
             peers.append(("puppet-nova nova_config", bench_puppet))
         blank_loss = {}
         for name, fn in peers:
-            change, noop, path = fn(src, workdir)
-            rows.append((name, change, noop, f"{change / ours_change:,.0f}x", f"{noop / ours_noop:,.0f}x"))
+            changes, noops, path = sampled(fn, src, workdir, args.samples)
+            change, noop = statistics.median(changes), statistics.median(noops)
+            if fn is bench_salt and SALT_KEYS < N_KEYS:
+                name += f" ({SALT_KEYS} keys, scaled)"
+            rows.append((name, changes, noops, f"{change / ours_change:,.0f}x",
+                         f"{noop / ours_noop:,.0f}x"))
             blank_loss[name] = sum(1 for line in open(src) if not line.strip()) - sum(
                 1 for line in open(path) if not line.strip())
-    print(f"\nnova.conf: {size:,} bytes, {sum(1 for _ in open(src)):,} lines; {N_KEYS} keys in {len(KEYS)} sections"
-          f"; median of {args.rounds} rounds for openstack_ini")
-    print(f"{'tool':34} {'change':>11} {'no-op':>11} {'change ratio':>13} {'no-op ratio':>12}")
-    for name, change, noop, r1, r2 in rows:
-        print(f"{name:34} {change * 1e3:9.2f}ms {noop * 1e3:9.2f}ms {r1:>13} {r2:>12}")
-    print(f"{'floor: read + atomic write':34} {floor * 1e3:9.2f}ms {'':>11} "
-          f"{'ours/floor ' + format(ours_change / floor, '.1f') + 'x':>13}")
+    load = open("/proc/loadavg").read().split()[:3]
+    print(f"\nbenchmarks/ini.py {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{os.cpu_count()} cores, load {' '.join(load)} (after)")
+    print(f"nova.conf: {size:,} bytes, {sum(1 for _ in open(src)):,} lines; {N_KEYS} keys in "
+          f"{len(KEYS)} sections; openstack_ini: {args.rounds} rounds, every peer: "
+          f"{args.samples} samples (all {N_KEYS} keys each; Salt's ini: the first "
+          f"{SALT_KEYS} keys per sample, its times scaled x{N_KEYS / SALT_KEYS:.1f} to "
+          f"{N_KEYS}); median (min-max); ratios of medians, same run")
+    print("| tool | change | no-op | change ratio | no-op ratio |\n|---|---:|---:|---:|---:|")
+    for name, changes, noops, r1, r2 in rows:
+        print(f"| {name} | {med_spread(changes)} | {med_spread(noops)} | {r1} | {r2} |")
+    print(f"| floor: read + atomic write | {floor * 1e3:.2f}ms | | "
+          f"ours/floor {ours_change / floor:.1f}x | |")
     print(f"lines changed outside the {N_KEYS} keys by openstack_ini: {len(stray)}")
     for name, lost in blank_loss.items():
         print(f"blank lines lost by {name}: {lost}")

@@ -188,6 +188,9 @@ def main():
 
     wall, states, cli = (statistics.median(walls), statistics.median(state_times),
                          statistics.median(cli_times))
+    load = open("/proc/loadavg").read().split()[:3]
+    print(f"benchmarks/keystone.py {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{os.cpu_count()} cores, load {' '.join(load)} (after); ratios from the same run")
     print(f"records: project, admin role, and for compute and placement: user (password "
           f"checked), admin grant, service, 3 endpoints; {args.runs} no-op applies")
     print(f"openstack_keystone states : {states * 1000:8.1f} ms   HTTP requests {counts[0]:3d}"

@@ -91,3 +91,60 @@ def test_unmapped_computes_would_be_mapped_in_a_dry_run():
     ret = mod.hosts_discovered("computes", expect=2)
     assert ret["result"] is None and ret["changes"] == {"mapped": ["cmp2"]}, ret
     assert calls == []
+
+
+class _FakeConn:
+    """A pymysql connection that answers every query with one row."""
+    def __init__(self, log, kwargs):
+        self.log, self.kwargs, self.open = log, kwargs, True
+
+    def cursor(self):
+        conn = self
+
+        class Cursor:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def execute(self, query, params=None):
+                conn.log.append((conn.kwargs["database"], query))
+
+            def fetchall(self):
+                return (("rev1",),)
+        return Cursor()
+
+    def close(self):
+        self.open = False
+
+
+def test_one_connection_per_database_for_the_whole_run(tmp_path, monkeypatch):
+    """A no-op's checks (versions, cells, computes) open one autocommit
+    connection per database, not one per query (issue 17)."""
+    conf = tmp_path / "nova.conf"
+    conf.write_text("[database]\nconnection = mysql+pymysql://nova:pw@db/nova\n"
+                    "[api_database]\nconnection = mysql+pymysql://nova:pw@db/nova_api\n")
+    mod = _module({})
+    mod.__salt__["openstack_ini.get_option"] = lambda path, section, key: {
+        ("database", "connection"): "mysql+pymysql://nova:pw@db/nova",
+        ("api_database", "connection"): "mysql+pymysql://nova:pw@db/nova_api",
+        ("DEFAULT", "transport_url"): "rabbit://nova:pw@mq:5672/"}.get((section, key))
+    connects, queries = [], []
+
+    def connect(**kwargs):
+        connects.append(kwargs)
+        return _FakeConn(queries, kwargs)
+    monkeypatch.setattr(mod.pymysql, "connect", connect)
+    for _ in range(3):
+        mod.version(api=True, config=str(conf))
+        mod.version(api=False, config=str(conf))
+        mod.computes(config=str(conf))
+    assert len(queries) == 12
+    assert sorted(c["database"] for c in connects) == ["nova", "nova_api"]
+    assert all(c["autocommit"] for c in connects)
+    # a connection that went away is replaced, not reused
+    for conn in list(mod.__context__.values()):
+        conn.close()
+    mod.version(api=True, config=str(conf))
+    assert len(connects) == 3

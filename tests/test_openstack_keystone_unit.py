@@ -162,9 +162,20 @@ class FakeKeystone(requests.adapters.BaseAdapter):
             "%Y-%m-%dT%H:%M:%S.000000Z")
         dom = {"id": "default", "name": "Default"}
         token = {"methods": ["password"], "expires_at": expires,
-                 "user": {"id": user["id"], "name": user["name"], "domain": dom},
-                 "project": {"id": "p", "name": "admin", "domain": dom},
-                 "roles": [{"id": "r", "name": "admin"}]}
+                 "user": {"id": user["id"], "name": user["name"], "domain": dom}}
+        if "scope" in body["auth"] or user["id"] == self.admin["id"]:
+            token.update({"project": {"id": "p", "name": "admin", "domain": dom},
+                          "roles": [{"id": "r", "name": "admin"}]})
+        else:
+            # Keystone: no scope asked -> scoped to the user's default project
+            # when the user has a role there, with those roles; else unscoped.
+            pid = user.get("default_project_id")
+            roles = sorted(r for p, u, r in self.grants if p == pid and u == user["id"])
+            if pid and roles:
+                token.update({"project": {"id": pid, "name": self.db["projects"][pid]["name"],
+                                          "domain": dom},
+                              "roles": [{"id": r, "name": self.db["roles"][r]["name"]}
+                                        for r in roles]})
         return 201, {"token": token}, {"X-Subject-Token": tok}
 
 
@@ -282,6 +293,57 @@ def test_two_roles_granted_cost_no_more_requests_than_one(env):
     ret = env.role_grant_present("service", user="compute", project="service")
     assert ret["changes"] and env.role_grant_present(
         "service", user="compute", project="service")["changes"] == {}
+
+
+def formula_records(env, test=False, password="nova-Pa55"):
+    """What nova/identity runs (_utils/nova_plan.py identity()): the user with
+    its default project, two roles granted."""
+    return [
+        env.project_present("service", test=test),
+        env.user_present("compute", password, default_project="service", test=test),
+        env.role_present("admin", test=test),
+        env.role_present("service", test=test),
+        env.role_grant_present("admin", user="compute", project="service", test=test),
+        env.role_grant_present("service", user="compute", project="service", test=test),
+        env.service_present("compute", type="compute",
+                            description="OpenStack Compute Service", test=test),
+        env.endpoints_present("compute", region="RegionOne", public=GUIDE_PUBLIC,
+                              internal=GUIDE_PUBLIC, admin=GUIDE_PUBLIC, test=test),
+    ]
+
+
+def test_formula_records_noop_in_six_requests(env):
+    """The user's login is scoped to its default project (it has roles there):
+    it proves password, default project and both roles; no user lookup, no
+    role list (issue 17: the fewest requests for what the states compare)."""
+    rets = formula_records(env)
+    assert all(r["result"] is True for r in rets), rets
+    env.new_run()
+    assert_clean(formula_records(env))
+    # token, project, login as the user, grants, service, endpoints
+    assert env.mod.request_count() == 6, env.fake.log
+    assert not env.fake.writes()
+    methods = [(m, p) for m, p, _ in env.fake.log]
+    assert ("GET", "/users") not in methods and ("GET", "/roles") not in methods
+    # test=True: the same requests, nothing written
+    env.new_run()
+    assert_clean(formula_records(env, test=True))
+    assert env.mod.request_count() == 6 and not env.fake.writes()
+
+
+def test_default_project_changed_by_hand_is_seen(env):
+    formula_records(env)
+    other = env.fake.add("projects", name="other", domain_id="default", enabled=True)
+    uid = next(u["id"] for u in env.fake.db["users"].values() if u["name"] == "compute")
+    env.fake.db["users"][uid]["default_project_id"] = other["id"]
+    env.new_run()
+    ret = env.user_present("compute", "nova-Pa55", default_project="service")
+    assert ret["result"] is True and "default_project_id" in ret["changes"], ret
+    # the login succeeded: the password is not checked a second time
+    logins = [p for m, p, _ in env.fake.log if m == "POST" and p == "/auth/tokens"]
+    assert len(logins) == 2, env.fake.log  # admin token + the user's one
+    env.new_run()
+    assert env.user_present("compute", "nova-Pa55", default_project="service")["changes"] == {}
 
 
 def test_user_with_default_project_and_email(env):
