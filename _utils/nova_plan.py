@@ -12,6 +12,7 @@ import hmac
 import json
 import secrets
 import shlex
+from collections.abc import Mapping, Sequence
 
 # Nova's own daemons, in the guide's order (the metadata API and the console
 # proxy run beside the Compute API); each starts after the DB sync
@@ -486,6 +487,47 @@ def fleet_targets(fleet, resolved, aggregates=None):
         "compute_ids": compute_ids, "max_fail": int(fleet.get("max_fail") or 0),
         "batches": [compute_ids[i:i + size] for i in range(0, len(compute_ids), size)],
     }
+
+
+def rollout_failures(running):
+    """Every failure of an orchestrate's finished steps (its ``__running__``),
+    in run order, as {"step", "minion", "why"}: each minion a ``salt.state``
+    step targeted that did not return, returned errors or has a failed state,
+    even when the step passed because ``allow_fail`` (nova:fleet:max_fail) let
+    it (Salt then says "States ran successfully"); a failed step with no
+    minion to name (a ``salt.function`` step, a render error) as itself."""
+    found = []
+    for tag, step in sorted(running.items(), key=lambda kv: kv[1].get("__run_num__", 0)):
+        parts = tag.split("_|-")
+        if len(parts) != 4 or parts[0] != "salt" or parts[3] not in ("state", "function"):
+            continue
+        sid = step.get("__id__") or parts[1]
+        minions = []
+        if parts[3] == "state":
+            for minion, ret in sorted(((step.get("changes") or {}).get("ret") or {}).items()):
+                why = _minion_failure(ret)
+                if why:
+                    minions.append({"step": sid, "minion": minion, "why": why})
+        if step.get("result") is False and not minions:
+            minions.append({"step": sid, "minion": None,
+                            "why": str(step.get("comment") or "failed")})
+        found += minions
+    return found
+
+
+def _minion_failure(ret):
+    """Why one minion's return of a ``state.sls`` job is a failure; None when
+    it is not (every state True, or None in a dry run)."""
+    # Salt hands a state its __running__ frozen (ImmutableDict, ImmutableList)
+    if ret is False or ret is None:
+        return "no return (minion down or not answering)"
+    if isinstance(ret, Sequence) and not isinstance(ret, str):
+        return "errors: " + "; ".join(str(e) for e in ret)[:500]
+    if not isinstance(ret, Mapping):
+        return f"returned {str(ret)[:200]!r}"
+    bad = sorted(r.get("__id__") or k.split("_|-")[1 if "_|-" in k else 0]
+                 for k, r in ret.items() if isinstance(r, Mapping) and r.get("result") is False)
+    return f"failed states: {', '.join(bad)}" if bad else None
 
 
 def states(nova, facts):

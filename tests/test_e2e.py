@@ -452,7 +452,8 @@ def test_orchestrate_deploy_on_master_and_minion(deployed, salt_factories, tmp_p
     # one minion is the controller and the compute: its databases and Keystone
     # records come with the sync node's own run, no step of their own
     assert list(results) == ["nova-orch-sync-modules", "nova-orch-sync-node",
-                             "nova-orch-computes-1", "nova-orch-discover"], results
+                             "nova-orch-computes-1", "nova-orch-discover",
+                             "nova-orch-report"], results
     assert all(nova_pids().values()), nova_pids()
     out = check(boot=True)
     assert "nova-compute up" in out

@@ -414,7 +414,8 @@ def test_orchestrate_renders_targets_from_pillar(minion):
     order = ["nova-orch-sync-modules", "nova-orch-database",
              "nova-orch-sync-node", "nova-orch-controllers", "nova-orch-computes-1",
              "nova-orch-computes-2", "nova-orch-discover"]
-    assert list(states) == order
+    assert list(states) == order + ["nova-orch-report"]
+    assert states["nova-orch-report"][1]["require"] == ["nova-orch-discover"]
     for before, after in zip(order, order[1:]):
         assert states[after][1]["require"] == [before], (after, states[after][1]["require"])
         assert states[after][1]["failhard"] is True

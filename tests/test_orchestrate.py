@@ -14,20 +14,21 @@ the compute got no database URL, that a second rollout changes nothing, and
 that a failed step stops the rollout."""
 import datetime
 import json
+import types
 import uuid
 
 import pymysql
 import pytest
 import yaml
 
-from formula_support import SECRETS, drop_scratch_databases
-from harness import formula_roots, host_minion_opts
+from formula_support import GRAINS, SECRETS, drop_scratch_databases, pillar, render
+from harness import formula_roots, host_minion_opts, load_module
 
 CTL, CMP = "nova-orch-ctl", "nova-orch-cmp"
 # one controller, which is the sync conductor: no "other controllers" step
 # (the databases and Keystone records are the sync conductor's: made in its run)
 STEPS = ["nova-orch-sync-modules", "nova-orch-sync-node",
-         "nova-orch-computes-1", "nova-orch-discover"]
+         "nova-orch-computes-1", "nova-orch-discover", "nova-orch-report"]
 SWITCHED_OFF = {k: False for k in ("packages", "identity", "firewall", "sysctl", "libvirt",
                               "nova_network", "db_sync", "services", "discover")}
 SOCKET = "/run/mysqld/mysqld.sock"
@@ -91,7 +92,8 @@ def fleet(salt_factories, tmp_path_factory):
         ctl = master.salt_minion_daemon(CTL, overrides=host_minion_opts())
         cmp_ = master.salt_minion_daemon(CMP, overrides=host_minion_opts())
         with ctl.started(), cmp_.started():
-            yield {"master": master, "files": files, "prefix": prefix, "pillar_dir": pillar_dir}
+            yield {"master": master, "files": files, "prefix": prefix, "pillar_dir": pillar_dir,
+                   "minions": {CTL: ctl, CMP: cmp_}}
     drop_scratch_databases(prefix)
 
 
@@ -130,9 +132,11 @@ def test_rollout_order_and_db_sync_once(fleet):
     assert ran == STEPS
     assert all(steps[s]["result"] is True for s in STEPS)
 
+    assert steps["nova-orch-report"]["comment"] == "every minion of every step succeeded"
+
     # The jobs the orchestrate sent, in the order the minions got them.
     assert [sls for sls, _ in jobs] == ["nova", "nova", "nova.discover"], jobs
-    per_step = dict(zip(STEPS[1:], (job for _, job in jobs)))
+    per_step = dict(zip(STEPS[1:-1], (job for _, job in jobs)))
     assert set(per_step["nova-orch-sync-node"]) == {CTL}
     assert set(per_step["nova-orch-computes-1"]) == {CMP}
     for job in per_step.values():
@@ -213,3 +217,153 @@ def test_failed_step_stops_the_rollout(fleet):
     failed = jobs[-1][1][CMP]["nova-config-nova_conf-permissions"]
     assert failed["result"] is False and "missing.conf" in failed["comment"]
     assert jobs[-1][1][CMP]["nova-config-nova_conf"]["result"] is False
+
+
+def _fleet_pillar(fleet, **changes):
+    """Set nova:fleet keys in the common pillar; return the old text."""
+    common = fleet["pillar_dir"] / "common.sls"
+    saved = common.read_text()
+    data = yaml.safe_load(saved)
+    data["nova"]["fleet"].update(changes)
+    common.write_text(yaml.safe_dump(data))
+    return saved
+
+
+def test_a_compute_whose_minion_is_down_fails_at_its_batch(fleet):
+    """The compute's minion is down: the module sync goes on with those that
+    answer; the computes step (its batch) fails naming it. With max_fail: 1
+    the rollout carries on past it, every Salt step says success, and the
+    report step fails naming the minion and its step. Back up: converges."""
+    minion = fleet["minions"][CMP]
+    saved = (fleet["pillar_dir"] / "common.sls").read_text()
+    try:
+        with minion.stopped():
+            ret, steps, jobs = _orchestrate(fleet["master"])
+            assert ret.returncode != 0
+            assert steps["nova-orch-sync-modules"]["result"] is True
+            assert steps["nova-orch-sync-node"]["result"] is True
+            failed = steps["nova-orch-computes-1"]
+            assert failed["result"] is False
+            assert f"Run failed on minions: {CMP}" in failed["comment"], failed["comment"]
+            assert "nova-orch-discover" not in steps or steps["nova-orch-discover"]["result"] is False
+            assert [sls for sls, _ in jobs] == ["nova", "nova"]
+
+            _fleet_pillar(fleet, max_fail=1)
+            ret, steps, jobs = _orchestrate(fleet["master"])
+            assert ret.returncode != 0
+            assert [s for s in STEPS if steps[s]["result"] is not True] == ["nova-orch-report"]
+            assert steps["nova-orch-computes-1"]["comment"].startswith("States ran successfully")
+            report = steps["nova-orch-report"]["comment"]
+            assert f"nova-orch-computes-1: {CMP}: no return" in report, report
+            assert f"(minions: {CMP})" in report and CTL not in report, report
+    finally:
+        (fleet["pillar_dir"] / "common.sls").write_text(saved)
+    ret, steps, _ = _orchestrate(fleet["master"])
+    assert ret.returncode == 0, steps
+    assert all(steps[s]["result"] is True for s in STEPS)
+
+
+# ------------------------------------------------------------ rendering only
+
+@pytest.fixture
+def minion(make_salt_call):
+    return make_salt_call(minion_id="ctl1", grains=GRAINS["debian12"])
+
+
+def test_render_a_down_minion_fails_its_own_step_not_the_sync(minion):
+    """The module sync expects no minion (one that does not answer is left
+    to the step that targets it); every compute batch expects its minions,
+    each allowed nova:fleet:max_fail failures; the report step comes last."""
+    fleet = {"controllers": ["ctl1"], "computes": ["cmp1", "cmp2", "cmp3"], "batch": 2,
+             "max_fail": 1}
+    states = render(minion, pillar("zed", [], fleet=fleet), sls="nova.orch.deploy")
+    fun, sync = states["nova-orch-sync-modules"]
+    assert (fun, sync["expect_minions"], sync["failhard"]) == ("salt.function", False, True)
+    for step, tgt in (("nova-orch-computes-1", ["cmp1", "cmp2"]),
+                      ("nova-orch-computes-2", ["cmp3"])):
+        fun, args = states[step]
+        assert fun == "salt.state" and args["tgt"] == tgt
+        assert (args["expect_minions"], args["allow_fail"], args["failhard"]) == (True, 1, True)
+    assert list(states)[-1] == "nova-orch-report"
+    fun, args = states["nova-orch-report"]
+    assert fun == "nova_orch.report" and args["require"] == ["nova-orch-discover"]
+
+
+def test_render_the_report_comes_after_the_aggregates(minion):
+    fleet = {"controllers": ["ctl1"], "computes": ["cmp1"]}
+    data = pillar("zed", [], fleet=fleet)
+    data["nova"]["aggregates"] = {"zone-a": {"availability_zone": "az1", "hosts": ["cmp1"]}}
+    states = render(minion, data, sls="nova.orch.deploy")
+    assert list(states)[-2:] == ["nova-orch-aggregates", "nova-orch-report"]
+    assert states["nova-orch-report"][1]["require"] == ["nova-orch-aggregates"]
+    assert states["nova-orch-computes-1"][1]["allow_fail"] == 0  # no max_fail: none may fail
+
+
+# ------------------------------------------------------------ the report, unit
+
+def _step(sid, num, result, ret=None, fun="state", comment=""):
+    key = f"salt_|-{sid}_|-{sid}_|-{fun}"
+    changes = {"out": "highstate", "ret": ret} if ret else {}
+    return key, {"__id__": sid, "__run_num__": num, "result": result, "changes": changes,
+                 "comment": comment, "name": sid}
+
+
+def _running(*steps):
+    """A frozen __running__, as Salt hands it to a state (Mappings, not dicts)."""
+    def freeze(value):
+        if isinstance(value, dict):
+            return types.MappingProxyType({k: freeze(v) for k, v in value.items()})
+        if isinstance(value, list):
+            return tuple(freeze(v) for v in value)
+        return value
+    return freeze(dict(steps))
+
+
+OK_STATE = {"file_|-a_|-/x_|-managed": {"__id__": "a", "result": True, "changes": {"x": 1}}}
+BAD_STATE = {"file_|-a_|-/x_|-managed": {"__id__": "a", "result": True, "changes": {}},
+             "ini_|-nova-config_|-/etc/nova/nova.conf_|-options_present":
+                 {"__id__": "nova-config", "result": False, "changes": {}}}
+
+
+def test_rollout_failures_names_each_failed_minion_and_step_even_when_allowed():
+    plan = load_module("utils", "nova_plan")
+    running = _running(
+        _step("nova-orch-sync-modules", 0, True, {"ctl": {"states": []}}, fun="function"),
+        _step("nova-orch-sync-node", 1, True, {"ctl": OK_STATE}),
+        # allow_fail let both through: Salt says "States ran successfully"
+        _step("nova-orch-computes-1", 2, True, {"cmp1": False, "cmp2": OK_STATE},
+              comment="States ran successfully. Updating cmp1, cmp2."),
+        _step("nova-orch-computes-2", 3, True, {"cmp3": BAD_STATE, "cmp4": ["Rendering SLS failed"]}),
+        ("nova_orch_|-nova-orch-report_|-nova rollout_|-report", {"__run_num__": 4, "result": False}),
+    )
+    assert plan.rollout_failures(running) == [
+        {"step": "nova-orch-computes-1", "minion": "cmp1",
+         "why": "no return (minion down or not answering)"},
+        {"step": "nova-orch-computes-2", "minion": "cmp3", "why": "failed states: nova-config"},
+        {"step": "nova-orch-computes-2", "minion": "cmp4", "why": "errors: Rendering SLS failed"}]
+    # a failed step whose minions are not in its return (a function step)
+    failed_fun = _running(_step("nova-orch-sync-modules", 0, False, {"ctl": True}, fun="function",
+                                comment="Running function saltutil.sync_all failed on minions: ctl"))
+    assert plan.rollout_failures(failed_fun) == [{
+        "step": "nova-orch-sync-modules", "minion": None,
+        "why": "Running function saltutil.sync_all failed on minions: ctl"}]
+    # all fine, and a dry run's pending states (None) are no failure
+    pending = {"f_|-a_|-a_|-managed": {"__id__": "a", "result": None, "changes": {"x": 1}}}
+    assert plan.rollout_failures(_running(
+        _step("nova-orch-sync-node", 1, None, {"ctl": pending}),
+        _step("nova-orch-computes-1", 2, True, {"cmp1": OK_STATE}))) == []
+
+
+def test_report_state_fails_naming_them_and_passes_when_none_failed():
+    states = load_module("states", "nova_orch")
+    states.__opts__ = {"test": False}
+    states.__running__ = _running(
+        _step("nova-orch-computes-1", 2, True, {"cmp1": False, "cmp2": OK_STATE}))
+    ret = states.report("nova rollout")
+    assert ret["result"] is False and ret["changes"] == {}
+    assert ret["comment"] == ("1 failure(s) in this rollout (minions: cmp1):\n"
+                              "nova-orch-computes-1: cmp1: no return (minion down or not answering)")
+    states.__running__ = _running(_step("nova-orch-computes-1", 2, True, {"cmp2": OK_STATE}))
+    ret = states.report("nova rollout")
+    assert ret == {"name": "nova rollout", "result": True, "changes": {},
+                   "comment": "every minion of every step succeeded"}

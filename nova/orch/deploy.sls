@@ -3,8 +3,12 @@
     nova_formula.fleet_targets() and the master's pillar nova:fleet (give the
     master the same data the minions see): minion ids, or compound targets
     matched on the master. Each step requires the previous one and is
-    failhard: a failed step stops the rollout. The formula's modules must be
-    synced to the master once (`salt-run saltutil.sync_all`). -#}
+    failhard: a failed step stops the rollout. A minion that does not answer
+    fails the step that targets it (its batch, for a compute), not the module
+    sync. The last step fails, naming each failed minion and its step, when
+    any minion failed (also those nova:fleet:max_fail let through). The
+    formula's modules must be synced to the master once
+    (`salt-run saltutil.sync_all`). -#}
 {%- set fleet = salt['pillar.get']('nova:fleet', {}) %}
 {%- set aggregates = salt['pillar.get']('nova:aggregates', {}) %}
 {%- if 'nova_formula.fleet_targets' not in salt %}
@@ -26,12 +30,13 @@ nova-orch-fleet:
     - failhard: True
 {%-   else %}
 
+# the minions that answer; one that does not fails at its own step below
 nova-orch-sync-modules:
   salt.function:
     - name: saltutil.sync_all
     - tgt: {{ to.everyone.tgt|json }}
     - tgt_type: {{ to.everyone.tgt_type }}
-    - expect_minions: True
+    - expect_minions: False
     - failhard: True
 
 {%-     for job in to.one_off %}
@@ -87,6 +92,7 @@ nova-orch-computes-{{ loop.index }}:
     - tgt: {{ batch|json }}
     - tgt_type: list
     - sls: nova
+    - expect_minions: True
     - allow_fail: {{ to.max_fail }}
     - failhard: True
     - require:
@@ -120,5 +126,13 @@ nova-orch-aggregates:
     - require:
       - nova-orch-discover
 {%-     endif %}
+
+# Salt says "States ran successfully" when allow_fail let a minion fail:
+# this step fails naming each failed minion and its step
+nova-orch-report:
+  nova_orch.report:
+    - name: nova rollout
+    - require:
+      - {{ 'nova-orch-aggregates' if to.aggregates else 'nova-orch-discover' }}
 {%-   endif %}
 {%- endif %}

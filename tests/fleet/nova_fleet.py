@@ -58,9 +58,10 @@ class NovaFleet:
                                        for i in ("public", "internal", "admin")}},
             "placement": {"auth_url": ks, "password": self.support_secret("keystone-placement")},
             "network": {"neutron": {"url": f"http://{self.ctl}:9696/", "auth_url": ks,
-                                    "password": self.support_secret("keystone-neutron"),
-                                    "metadata_secret": self.passwords["metadata"]}},
+                                    "password": self.support_secret("keystone-neutron")}},
             "compute": {"driver": "fake.FakeDriver"},
+            # the URL computes hand to clients: the proxy on ctl
+            "console": {"base_url": f"http://{self.ctl}:6080/vnc_auto.html"},
             "fleet": fleet,
             **self.shared,
         }}
@@ -74,7 +75,8 @@ class NovaFleet:
 
     def controller(self):
         """What only the controller may know: the database password and URL
-        parts, and the Keystone admin credentials (a clouds.yaml cloud there).
+        parts, the Keystone admin credentials (a clouds.yaml cloud there) and
+        the metadata secret (the metadata API runs there; computes need none).
         A conductor on another host gets a grant from its own address."""
         remote = [self.fleet.address(h) for h in self.conductors if h != CTL]
         # the cell mappings hold this URL and every conductor reads them: with
@@ -87,6 +89,7 @@ class NovaFleet:
                              [self.ctl] if remote else []),
                          "admin": {"unix_socket": "/run/mysqld/mysqld.sock", "user": "root"}},
             "identity": {"cloud": CLOUD},
+            "network": {"neutron": {"metadata_secret": self.passwords["metadata"]}},
         }}
 
     def write_pillar(self, per_host=None):

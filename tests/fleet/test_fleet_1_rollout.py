@@ -10,6 +10,9 @@ flavor, as an operator would.
 The tests run in order on the fleet of the ``nf`` fixture (tests/fleet/conftest.py),
 which the next modules (test_fleet_2_*, test_fleet_3_*) carry on with.
 """
+import hashlib
+import hmac
+import json
 import os
 import re
 
@@ -22,7 +25,8 @@ def test_rollout_from_nothing(nf):
     steps_ok(steps)
     assert [s for s in sorted(steps, key=lambda s: steps[s]["__run_num__"])] == [
         "nova-orch-sync-modules", "nova-orch-sync-node", "nova-orch-computes-1", "nova-orch-computes-2",
-        "nova-orch-discover"]
+        "nova-orch-discover", "nova-orch-report"]
+    assert steps["nova-orch-report"]["comment"] == "every minion of every step succeeded"
     services = nf.wait(lambda: (lambda s: s if all(
         s.get(k, {}).get("State") == "up" for k in (
             ("nova-conductor", "ctl"), ("nova-scheduler", "ctl"),
@@ -58,15 +62,66 @@ def _secrets_on(nf, host, needles):
     return found
 
 
-def test_computes_hold_no_database_url_or_admin_credential(nf):
+def _controller_only_secrets(nf):
+    """What no compute may hold: the DB password and URLs, the Keystone
+    admin password, the metadata secret (the metadata API runs on ctl)."""
     admin = re.search(r"password: (\S+)", nf.fleet.clouds_yaml()).group(1)
     conf = nf.fleet.read_file("ctl", "/etc/nova/nova.conf")
     urls = re.findall(r"^connection = (\S+)", conf, re.M)
     assert len(urls) == 2, "the controller's [api_database] and [database] URLs"
-    needles = [nf.passwords["db"], admin, *urls]
-    assert _secrets_on(nf, "ctl", needles)  # the search finds what is there
+    return [nf.passwords["db"], admin, nf.passwords["metadata"], *urls]
+
+
+def test_computes_hold_no_database_url_or_admin_credential(nf):
+    needles = _controller_only_secrets(nf)
+    found = _secrets_on(nf, "ctl", needles)
+    for needle in needles:  # the search finds each where it is
+        assert [f for f in found if f.endswith(repr(needle))], needle
     for host in ("cmp1", "cmp2"):
         assert _secrets_on(nf, host, needles) == [], host
+
+
+def _curl(nf, host, url, headers=()):
+    """(HTTP status, body) of a GET sent from ``host``; the headers go on
+    stdin (curl -H @-), never on an argv."""
+    cp = nf.fleet.run(host, ["curl", "-sS", "--max-time", "30", "-H", "@-",
+                             "-w", "\n%{http_code}", url],
+                      input="".join(f"{k}: {v}\n" for k, v in headers), timeout=60)
+    body, _, status = cp.stdout.rpartition("\n")
+    assert cp.returncode == 0, cp.stderr
+    return int(status), body
+
+
+def test_console_and_metadata_answer_a_compute_from_the_controller(nf):
+    """Issue 16 across hosts: the console URL of a server on cmp1 points at
+    the proxy on ctl (pillar console:base_url, written on the compute), and
+    cmp1 gets the noVNC page from it; a metadata request signed the way
+    Neutron's metadata agent signs it, sent from cmp1 to ctl:8775, gets the
+    server's metadata, and a wrong signature is refused."""
+    server = nf.boot("cp-cmp1", host="cmp1")
+    try:
+        docs, cp = nf.openstack(f"console url show {server['id']} -f json")
+        assert docs, cp.stderr[-2000:]
+        url = docs[0]["url"]
+        assert url.startswith(f"http://{nf.ctl}:6080/vnc_auto.html?"), url
+        status, body = _curl(nf, "cmp1", url)
+        assert status == 200 and "noVNC" in body, (status, body[:300])
+        assert nf.daemon_pids(CTL).get("nova-novncproxy")
+
+        iid, project = server["id"], server["project_id"]
+        good = hmac.new(nf.passwords["metadata"].encode(), iid.encode(),
+                        hashlib.sha256).hexdigest()
+        meta_url = f"http://{nf.ctl}:8775/openstack/latest/meta_data.json"
+        base = [("X-Instance-ID", iid), ("X-Tenant-ID", project),
+                ("X-Forwarded-For", "10.0.0.5")]
+        status, body = _curl(nf, "cmp1", meta_url, base + [("X-Instance-ID-Signature", good)])
+        assert status == 200, (status, body[:500])
+        meta = json.loads(body)
+        assert meta["uuid"] == iid and meta["name"] == "cp-cmp1", meta
+        status, _ = _curl(nf, "cmp1", meta_url, base + [("X-Instance-ID-Signature", "0" * 64)])
+        assert status == 403
+    finally:
+        nf.delete_servers("cp-cmp1")
 
 
 def test_second_rollout_changes_and_restarts_nothing(nf):
@@ -103,10 +158,16 @@ def test_drift_on_one_compute_is_fixed_there_alone(nf):
     assert after["cmp1"].get("nova-compute")
 
 
+def _failed_steps(steps):
+    return sorted(sid for sid, s in steps.items() if s["result"] is not True)
+
+
 def test_a_failed_batch_stops_the_rollout_and_names_the_host(nf):
     """cmp1's apply fails (its nova.conf path is wrong in pillar): batch 1
     fails naming it and batch 2 (cmp2) never runs; with max_fail: 1 the
-    rollout goes on; fixed, a rerun converges."""
+    rollout goes on, and the report step fails naming cmp1, its step and its
+    failed states (Salt's own step says "States ran successfully"); fixed, a
+    rerun converges."""
     broken = {"cmp1": {"nova": {"lookup": {"files": {"nova_conf": "/nonexistent/nova.conf"}}}}}
     nf.fleet.run("cmp2", ["sed", "-i", "s/^cpu_allocation_ratio = .*/cpu_allocation_ratio = 3.0/",
                           "/etc/nova/nova.conf"], check=True)  # a change cmp2 would get
@@ -114,15 +175,22 @@ def test_a_failed_batch_stops_the_rollout_and_names_the_host(nf):
         nf.write_pillar(per_host=broken)
         rc, steps, _ = nf.orchestrate()
         assert rc != 0
-        assert steps["nova-orch-computes-1"]["result"] is False
-        assert "cmp1" in steps["nova-orch-computes-1"]["comment"]
-        assert steps.get("nova-orch-computes-2", {}).get("result") is not True
+        assert _failed_steps(steps) == ["nova-orch-computes-1"], steps
+        assert steps["nova-orch-computes-1"]["comment"].startswith(
+            "Run failed on minions: cmp1"), steps["nova-orch-computes-1"]["comment"]
+        assert "nova-orch-computes-2" not in steps and "nova-orch-report" not in steps
         assert "3.0" in nf.fleet.read_file("cmp2", "/etc/nova/nova.conf")  # never applied
         nf.fleet_pillar["max_fail"] = 1
         nf.write_pillar(per_host=broken)
         rc, steps, _ = nf.orchestrate()
-        assert steps["nova-orch-computes-1"]["result"] is True
+        assert rc != 0
+        assert _failed_steps(steps) == ["nova-orch-report"], steps
+        assert steps["nova-orch-computes-1"]["comment"].startswith("States ran successfully")
         assert steps["nova-orch-computes-2"]["result"] is True
+        report = steps["nova-orch-report"]["comment"]
+        assert report.startswith("1 failure(s) in this rollout (minions: cmp1):\n"
+                                 "nova-orch-computes-1: cmp1: failed states: "), report
+        assert "nova-config-nova_conf" in report and "cmp2" not in report, report
         assert "cpu_allocation_ratio = 16.0" in nf.fleet.read_file("cmp2", "/etc/nova/nova.conf")
     finally:
         nf.fleet_pillar.pop("max_fail", None)
@@ -132,21 +200,43 @@ def test_a_failed_batch_stops_the_rollout_and_names_the_host(nf):
     steps_ok(steps)
 
 
-def test_a_compute_whose_minion_is_down_stops_the_rollout(nf):
+def test_a_compute_whose_minion_is_down_fails_at_its_batch(nf):
+    """cmp1's minion is down: the module sync goes on with the minions that
+    answer, the controller gets its run, and batch 1 (cmp1) fails naming it,
+    so batch 2 never runs; with max_fail: 1 the rollout carries on past it
+    (cmp2 and discovery run) and the report step fails naming cmp1 and its
+    step; the minion back, a rerun converges."""
     nf.fleet.minion_stop("cmp1")
     try:
         rc, steps, _ = nf.orchestrate()
         assert rc != 0
-        failed = [sid for sid, s in steps.items() if s["result"] is False]
-        assert failed, steps
-        assert any("cmp1" in steps[sid]["comment"] for sid in failed), \
-            {sid: steps[sid]["comment"] for sid in failed}
+        assert _failed_steps(steps) == ["nova-orch-computes-1"], steps
+        assert steps["nova-orch-sync-modules"]["result"] is True
+        assert steps["nova-orch-sync-node"]["result"] is True
+        comment = steps["nova-orch-computes-1"]["comment"]
+        assert comment.startswith("Run failed on minions: cmp1") and "cmp2" not in comment, comment
+        assert "nova-orch-computes-2" not in steps and "nova-orch-discover" not in steps
+
+        nf.fleet_pillar["max_fail"] = 1
+        nf.write_pillar()
+        rc, steps, _ = nf.orchestrate()
+        assert rc != 0
+        assert _failed_steps(steps) == ["nova-orch-report"], steps
+        assert steps["nova-orch-computes-1"]["comment"].startswith("States ran successfully")
+        assert steps["nova-orch-computes-2"]["result"] is True
+        assert steps["nova-orch-discover"]["result"] is True
+        assert steps["nova-orch-report"]["comment"] == (
+            "1 failure(s) in this rollout (minions: cmp1):\n"
+            "nova-orch-computes-1: cmp1: no return (minion down or not answering)")
     finally:
+        nf.fleet_pillar.pop("max_fail", None)
         nf.fleet.minion_start("cmp1")
         nf.fleet.wait_minions(["cmp1"])
+        nf.write_pillar()
     rc, steps, _ = nf.orchestrate()
-    assert rc == 0
+    assert rc == 0, steps
     steps_ok(steps)
+    assert changed_minions(steps) == {}
 
 
 def test_scale_out_by_compound_target_changes_only_the_new_host(nf):
@@ -167,6 +257,7 @@ def test_scale_out_by_compound_target_changes_only_the_new_host(nf):
     assert set(changed) == {"nova-orch-computes-3", "nova-orch-discover"}, changed
     assert changed["nova-orch-computes-3"] == ["cmp3"]
     assert nf.all_pids() == {**before, "cmp3": nf.daemon_pids("cmp3")}
+    assert _secrets_on(nf, "cmp3", _controller_only_secrets(nf)) == []
     server = nf.boot("scale-cmp3", host="cmp3")
     assert server["OS-EXT-SRV-ATTR:host"] == "cmp3"
     nf.delete_servers("scale-cmp3")
