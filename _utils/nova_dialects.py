@@ -210,6 +210,11 @@ def sections(nova, roles, my_ip, workers):
     DIALECTS[nova["dialect"]](nova, roles, conf, paste)
     _common(nova, roles, conf, compute)
     _console(nova, roles, conf)
+    # the RPC pin: set for a rolling upgrade (nova.orch.upgrade), absent otherwise
+    if nova["upgrade_levels"]["compute"] is None:
+        _absent(conf, "upgrade_levels", "compute")
+    else:
+        _put(conf, "upgrade_levels", compute=str(nova["upgrade_levels"]["compute"]))
     if "api" in roles and nova["lookup"]["api_server"] == "eventlet":
         # Nova serves its APIs itself (RedHat): which, where and how wide, in nova.conf
         meta = nova["metadata"]

@@ -119,17 +119,49 @@ class _Plan:
         }
 
     # ------------------------------------------------------------ the host
+    def _nova_pkgs(self):
+        """The Nova packages of this minion (one version for all of them): its
+        role packages, the console proxy's, and the common and python ones."""
+        extra = [self.look["pkgs"].get(p) for p in ("common", "python")]
+        cinder = self.look["pkgs"]["cinderclient"]
+        return [p for p in dict.fromkeys(self.facts["packages"] + extra) if p and p != cinder]
+
     def packages(self):
-        pkgs = self.facts["packages"]
-        out = {"hold": [], "installed": [_state("nova-packages", pkgs=pkgs,
-                                                install_recommends=self.look["install_recommends"])],
-               "release": []}
+        pkgs, version = self.facts["packages"], self.nova["version"]
+        recommends = self.look["install_recommends"]
+        nova_pkgs = self._nova_pkgs()
+        others = [p for p in pkgs if p not in nova_pkgs]
+        out = {"hold": [], "installed": [], "latest": [], "release": []}
+        if version is None:
+            # the candidate, once; never moved by a later run
+            out["installed"] = [_state("nova-packages", pkgs=pkgs,
+                                       install_recommends=recommends)]
+        elif version == "latest":
+            out["latest"] = [_state("nova-packages", pkgs=nova_pkgs,
+                                    install_recommends=recommends)]
+        else:
+            # exactly this version of every Nova package, held there (Debian:
+            # apt-mark hold; RedHat: the versionlock plugin); a new version
+            # lifts the hold, installs, and holds again
+            lock = self.look["versionlock_pkg"]
+            if lock:
+                out["installed"].append(_state("nova-packages-versionlock", name=lock))
+            out["installed"].append(_state(
+                "nova-packages", pkgs=[{p: str(version)} for p in nova_pkgs], hold=True,
+                update_holds=True, install_recommends=recommends,
+                require=["nova-packages-versionlock"] if lock else None))
+        if others and version is not None:
+            out["installed"].append(_state("nova-packages-others", pkgs=others,
+                                           install_recommends=recommends,
+                                           require=["nova-packages"]))
         policy = self.look["policy_rc_d"]
         if policy:
             # Debian's maintainer scripts would start each daemon half-configured
             # while the package installs: a policy-rc.d holds them, only while
             # packages actually install (prereq), and never replaces one that
-            # was there before (Docker images ship one).
+            # was there before (Docker images ship one). An update installs
+            # under it too: the old daemons keep running until the formula
+            # restarts them (each once).
             out["hold"] = [_state("nova-packages-hold-daemons", name=policy,
                                   contents=POLICY_RC_D, mode="0755", user="root",
                                   group="root", replace=False, prereq=["nova-packages"])]
@@ -254,6 +286,9 @@ class _Plan:
                       sorted(self.facts["server_files"].items()) if spec["service"] == svc]
             if svc == "libvirt":
                 watch += self.sls("libvirt")
+            elif svc in NOVA_SERVICES and "packages" in self.facts["concerns"]:
+                # a new version of Nova's packages: each daemon restarts once
+                watch.append("nova-packages")
             running.append(_state(f"nova-service-{svc}", name=self.look["services"][svc],
                                   sig=self.look["service_sigs"].get(svc),
                                   require=require, watch=watch or None))
