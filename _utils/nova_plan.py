@@ -361,6 +361,51 @@ class _Plan:
                                  hosts=hosts, config=self.look["files"]["nova_conf"], retry=retry,
                                  require=self.sls("db_sync", "service"))]}
 
+    # ------------------------------------------------------------ nova.upgrade
+    def upgrade(self):
+        """The steps nova.orch.upgrade runs here (nova/upgrade/*.sls): on the
+        sync conductor the pre-check with the new packages, the wait for every
+        service's new service version and the online data migrations; the
+        daemons nova:upgrade:restart names (in that order), each restarted
+        only when older than its packages or a file it reads; on the identity
+        minion, the compute hosts of nova:upgrade:disable/enable."""
+        up, conf, where = self.nova["upgrade"], self.look["files"]["nova_conf"], self.facts["where"]
+        out = {k: [] for k in ("check", "restart", "disable", "enable", "versions", "migrations")}
+        pkgs = self.sls("packages")
+        if where["db_sync"]:
+            out["check"] = [_state("nova-upgrade-check", name="nova-status upgrade check",
+                                   config=conf, require=pkgs or None)]
+            out["versions"] = [_state("nova-upgrade-services-current", name="service versions",
+                                     config=conf, timeout=int(up["timeout"]))]
+            out["migrations"] = [_state("nova-upgrade-online-migrations",
+                                        name="online data migrations", config=conf,
+                                        timeout=int(up["timeout"]))]
+        files = {fid: path for fid, path, _ in self.facts["files"]}
+        nova_pkgs = self._nova_pkgs() if pkgs else []
+        here, previous = self._services(), []
+        for svc in up["restart"]:
+            if svc not in here or svc not in NOVA_SERVICES:
+                continue
+            name = self.look["services"][svc]
+            paths = [files[f] for f in self.look["service_files"].get(svc, []) if f in files]
+            paths += [spec["path"] for _, spec in sorted(self.facts["server_files"].items())
+                      if spec["service"] == svc]
+            sid = f"nova-upgrade-{svc}-current"
+            # the init script's pidfile (else systemd's MainPID is asked)
+            out["restart"].append(_state(
+                sid, name=name, files=paths, packages=nova_pkgs,
+                pidfile=self.look["service_pidfiles"].get(svc) or f"/run/nova/{name}.pid",
+                require=(pkgs + previous) or None))
+            previous = [sid]
+        if where["identity"]:
+            cred = self._credentials()
+            out["disable"] = [_state(f"nova-upgrade-{h}-disabled", name=h,
+                                     reason="nova.orch.upgrade: updating", **cred)
+                              for h in up["disable"]]
+            out["enable"] = [_state(f"nova-upgrade-{h}-enabled", name=h, **cred)
+                             for h in up["enable"]]
+        return out
+
     # ------------------------------------------------------------ nova.clean
     def clean(self):
         """The states of nova.clean for each concern that runs here, in the
@@ -523,11 +568,56 @@ def fleet_targets(fleet, resolved, aggregates=None):
     }
 
 
+def upgrade_targets(to, installed, version):
+    """nova.orch.upgrade's targets: ``to`` (fleet_targets), ``installed``
+    ({minion: the version of its Nova code, '' when none; for ``latest``:
+    the newer version it could install, '' when none}) and the version
+    to roll to. Hosts behind it are rolled; with none behind, only the end
+    runs (the pin lifted, migrations), so a rerun changes nothing."""
+    errors = list(to["errors"])
+    if version is None:
+        errors.append("nova:version: nova.orch.upgrade needs the version to roll to "
+                      "(a package version, or latest), in the master's pillar too")
+    control = to["control"]["tgt"] if to["control"]["tgt_type"] == "list" else []
+    nova_hosts = {to["sync"], *control, *to["compute_ids"]} - {None}
+    if to["control"]["tgt_type"] != "list":  # a compound target: whoever answered
+        nova_hosts |= set(installed) - {to["database"], to["identity"]}
+    missing = sorted(h for h in nova_hosts if h not in installed)
+    if missing and not errors:
+        errors.append("no answer about the installed Nova from " + ", ".join(missing)
+                      + " (minion down?)")
+
+    def behind(host):
+        have = installed.get(host) or ""
+        return bool(have) if version == "latest" else have != str(version)
+
+    late = sorted(h for h in nova_hosts if behind(h))
+    return {**to, "errors": errors, "version": version, "pending": bool(late), "behind": late,
+            "nova_hosts": _compound([[to["sync"]], to["control"]["tgt"], to["computes"]["tgt"]]),
+            "controllers": _compound([[to["sync"]], to["control"]["tgt"]]),
+            "compute_batches": [
+                {"hosts": b, "disable": {"nova": {"upgrade": {"disable": b}}},
+                 "enable": {"nova": {"upgrade": {"enable": b}}}}
+                for b in ([h for h in batch if behind(h)] for batch in to["batches"]) if b],
+            # the RPC pin for the roll; the config-only run leaves packages alone
+            "pin": {"nova": {"upgrade_levels": {"compute": "auto"}}},
+            "pin_config": {"nova": {"upgrade_levels": {"compute": "auto"},
+                                    "manage": {"packages": False}}},
+            # conductors first, then schedulers, then the APIs (Nova's order)
+            "restart": [{"step": step, "services": svcs,
+                         "pillar": {"nova": {"upgrade": {"restart": svcs}}}}
+                        for step, svcs in (("conductors", ["conductor"]),
+                                           ("schedulers", ["scheduler"]),
+                                           ("apis", ["api", "metadata", "novncproxy"]))]}
+
+
 def states(nova, facts):
     """{concern: {kind: [state]}} for the concerns in ``facts["concerns"]``,
     with ``needs`` and ``clean``."""
     plan = _Plan(nova, facts)
     out = {concern: getattr(plan, concern)() for concern in facts["concerns"]}
+    if facts["roles"] or facts["where"]["identity"]:
+        out["upgrade"] = plan.upgrade()
     out["needs"] = {concern: _needs(kinds) for concern, kinds in out.items()}
     out["clean"] = plan.clean()
     return out
