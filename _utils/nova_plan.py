@@ -142,13 +142,14 @@ class _Plan:
         else:
             # exactly this version of every Nova package, held there (Debian:
             # apt-mark hold; RedHat: the versionlock plugin); a new version
-            # lifts the hold, installs, and holds again
+            # lifts the hold, installs, and holds again; an older one (a
+            # rollback of the pin) is installed too
             lock = self.look["versionlock_pkg"]
             if lock:
                 out["installed"].append(_state("nova-packages-versionlock", name=lock))
             out["installed"].append(_state(
                 "nova-packages", pkgs=[{p: str(version)} for p in nova_pkgs], hold=True,
-                update_holds=True, install_recommends=recommends,
+                update_holds=True, allow_downgrades=True, install_recommends=recommends,
                 require=["nova-packages-versionlock"] if lock else None))
         if others and version is not None:
             out["installed"].append(_state("nova-packages-others", pkgs=others,

@@ -28,6 +28,7 @@ def test_debian_version_pins_and_holds_every_nova_package(minion):
         "nova-api", "nova-scheduler", "nova-conductor", "nova-compute", "nova-consoleproxy",
         "nova-common", "python3-nova")]
     assert args["hold"] is True and args["update_holds"] is True
+    assert args["allow_downgrades"] is True  # a pin moved back is a rollback
     assert "nova-packages-versionlock" not in states  # apt-mark hold needs nothing
     # not a Nova package: not pinned, not held
     fun, args = states["nova-packages-others"]
