@@ -25,7 +25,10 @@ def targets(fleet, version, aggregates=None):
     if to.get("errors"):
         return to
     fun = "pkg.latest_version" if version == "latest" else "pkg.version"
-    found = __salt__["saltutil.runner"]("salt.execute", tgt=to["everyone"]["tgt"], fun=fun,
-                                        arg=["python3-nova"], tgt_type=to["everyone"]["tgt_type"])
+    # saltutil.runner's own ``arg`` is the runner's positional arguments:
+    # everything for salt.execute goes in ``kwarg``
+    found = __salt__["saltutil.runner"]("salt.execute", kwarg={
+        "tgt": to["everyone"]["tgt"], "fun": fun, "arg": ["python3-nova"], "timeout": 60,
+        "tgt_type": to["everyone"]["tgt_type"]})
     installed = {m: v if isinstance(v, str) else "" for m, v in (found or {}).items()}
     return __utils__["nova_plan.upgrade_targets"](to, installed, version)
