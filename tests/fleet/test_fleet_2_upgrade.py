@@ -41,9 +41,13 @@ def versions(nf, host):
 
 def pin(nf, host):
     """[upgrade_levels] compute of ``host``'s nova.conf, or None."""
-    conf = nf.fleet.read_file(host, "/etc/nova/nova.conf")
-    found = re.search(r"^\[upgrade_levels\][^\[]*?^compute\s*=\s*(\S+)", conf, re.M | re.S)
-    return found.group(1) if found else None
+    section = None
+    for line in nf.fleet.read_file(host, "/etc/nova/nova.conf").splitlines():
+        if line.startswith("["):
+            section = line.strip()
+        elif section == "[upgrade_levels]" and re.match(r"compute\s*=", line):
+            return line.split("=", 1)[1].strip()
+    return None
 
 
 def host_changes(steps):
