@@ -427,3 +427,129 @@ def computes(config=NOVA_CONF):
             ("mapped", "api_database", "SELECT DISTINCT host FROM host_mappings")):
         out[key] = sorted(row[0] for row in _sql(config, section, query) or [] if row[0])
     return out
+
+
+# ---------------------------------------------------------------- upgrades
+_SERVICE_VERSION = re.compile(r"^SERVICE_VERSION\s*=\s*(\d+)", re.M)
+_MIGRATION_ROW = re.compile(r"^\|\s*(\w+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*$", re.M)
+
+
+def code_service_version():
+    """The service version of the installed Nova code (``SERVICE_VERSION`` of
+    nova/objects/service.py, read from the file: no interpreter started).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 nova_manage.code_service_version
+    """
+    path = os.path.join(_package_dir(), "objects", "service.py")
+    with open(path, encoding="utf-8") as fh:
+        found = _SERVICE_VERSION.search(fh.read())
+    if not found:
+        raise CommandExecutionError(f"no SERVICE_VERSION in {path}")
+    return int(found.group(1))
+
+
+def service_versions(config=NOVA_CONF):
+    """Every Nova service record of every cell (not cell0), with the service
+    version it reports, and whether they all report the installed code's
+    (``current``): {"newest", "current", "behind": ["binary@host (v)"],
+    "services": [{"cell", "binary", "host", "version"}]}. Read over SQL from
+    the cell databases the API database maps (what Nova's own minimum-version
+    checks read), never a sleep.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 nova_manage.service_versions
+    """
+    cells = _sql(config, "api_database", "SELECT name, database_connection FROM cell_mappings "
+                 "WHERE uuid != %s ORDER BY id", (CELL0_UUID,)) or []
+    services = []
+    for cell, url in cells:
+        if not url or "{" in url:  # a template: the [database] of nova.conf
+            url = _conf_url(config, "database")
+        conn = _connect(url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT `binary`, host, version FROM services WHERE deleted = 0 "
+                            "ORDER BY `binary`, host")
+                rows = cur.fetchall()
+        except pymysql.MySQLError as exc:
+            raise CommandExecutionError(f"cannot read the services of cell {cell}: "
+                                        f"{_mask(exc)}") from None
+        finally:
+            conn.close()
+        services += [{"cell": cell, "binary": b, "host": h, "version": int(v or 0)}
+                     for b, h, v in rows]
+    newest = code_service_version()
+    behind = [f"{s['binary']}@{s['host']} ({s['version']})" for s in services
+              if s["version"] < newest]
+    return {"newest": newest, "current": bool(services) and not behind, "behind": behind,
+            "services": services}
+
+
+def _status_binary():
+    found = shutil.which(os.path.join(os.path.dirname(_binary()), "nova-status")) or \
+        shutil.which("nova-status")
+    if not found:
+        raise CommandExecutionError("the nova-status command is not installed (it comes "
+                                    "with the nova-common package)")
+    return found
+
+
+def upgrade_check(config=NOVA_CONF):
+    """``nova-status upgrade check`` as the nova user, with the installed
+    code: {"retcode" (0 success, 1 warning, 2 failure, 255 error), "ok"
+    (retcode 0 or 1), "failures": [the check's failed items], "output"}.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 nova_manage.upgrade_check
+    """
+    cmd = _command(config, ["upgrade", "check"])
+    cmd[cmd.index(_binary())] = _status_binary()
+    res = __salt__["cmd.run_all"](cmd, python_shell=False, cwd="/", output_loglevel="quiet",
+                                  ignore_retcode=True)
+    output = _mask(res["stdout"] or res["stderr"])
+    failures, name = [], None
+    for line in output.splitlines():
+        text = line.strip("| ").strip()
+        if text.startswith("Check:"):
+            name = text[len("Check:"):].strip()
+        elif text.startswith("Result: Failure"):
+            failures.append(name)
+        elif text.startswith("Details:") and failures and failures[-1] == name:
+            failures[-1] = f"{name}: {text[len('Details:'):].strip()}"
+    return {"retcode": res["retcode"], "ok": res["retcode"] in (0, 1), "failures": failures,
+            "output": output if res["retcode"] not in (0, 1) else ""}
+
+
+def online_data_migrations(config=NOVA_CONF, max_count=None):
+    """One ``nova-manage db online_data_migrations`` run: {"retcode" (0 done,
+    1 more to do, 2 some could not complete), "migrated": {migration: rows
+    done this run}}.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 nova_manage.online_data_migrations
+    """
+    args = ["db", "online_data_migrations"]
+    if max_count:
+        args.append(f"--max-count={int(max_count)}")
+    res = __salt__["cmd.run_all"](_command(config, args), python_shell=False, cwd="/",
+                                  output_loglevel="quiet", ignore_retcode=True)
+    if res["retcode"] not in (0, 1, 2):
+        raise CommandExecutionError(f"nova-manage db online_data_migrations failed "
+                                    f"(exit {res['retcode']}): {_why(res)}")
+    migrated = {m: int(done) for m, _, done in _MIGRATION_ROW.findall(res["stdout"] or "")
+                if int(done)}
+    return {"retcode": res["retcode"], "migrated": migrated,
+            "why": _why(res) if res["retcode"] == 2 else ""}

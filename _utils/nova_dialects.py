@@ -146,6 +146,11 @@ def _current(nova, roles, conf, paste):
         if ssl["enabled"]:
             _put(conf, "wsgi", ssl_ca_file=ssl["ca_file"], ssl_cert_file=ssl["cert_file"],
                  ssl_key_file=ssl["key_file"])
+    # the service token Nova sends beside its users' tokens (OSSA-2023-003:
+    # required by every release with that fix, Zed's point releases
+    # included; `nova-status upgrade check` fails without it)
+    _keystone_client(ks, "service_user", conf)
+    _put(conf, "service_user", send_service_user_token=True)
     _keystone_client(nova["placement"], "placement", conf)
     if net["type"] == "neutron":
         _keystone_client(net["neutron"], "neutron", conf)
@@ -210,6 +215,11 @@ def sections(nova, roles, my_ip, workers):
     DIALECTS[nova["dialect"]](nova, roles, conf, paste)
     _common(nova, roles, conf, compute)
     _console(nova, roles, conf)
+    # the RPC pin: set for a rolling upgrade (nova.orch.upgrade), absent otherwise
+    if nova["upgrade_levels"]["compute"] is None:
+        _absent(conf, "upgrade_levels", "compute")
+    else:
+        _put(conf, "upgrade_levels", compute=str(nova["upgrade_levels"]["compute"]))
     if "api" in roles and nova["lookup"]["api_server"] == "eventlet":
         # Nova serves its APIs itself (RedHat): which, where and how wide, in nova.conf
         meta = nova["metadata"]

@@ -120,17 +120,50 @@ class _Plan:
         }
 
     # ------------------------------------------------------------ the host
+    def _nova_pkgs(self):
+        """The Nova packages of this minion (one version for all of them): its
+        role packages, the console proxy's, and the common and python ones."""
+        extra = [self.look["pkgs"].get(p) for p in ("common", "python")]
+        cinder = self.look["pkgs"]["cinderclient"]
+        return [p for p in dict.fromkeys(self.facts["packages"] + extra) if p and p != cinder]
+
     def packages(self):
-        pkgs = self.facts["packages"]
-        out = {"hold": [], "installed": [_state("nova-packages", pkgs=pkgs,
-                                                install_recommends=self.look["install_recommends"])],
-               "release": []}
+        pkgs, version = self.facts["packages"], self.nova["version"]
+        recommends = self.look["install_recommends"]
+        nova_pkgs = self._nova_pkgs()
+        others = [p for p in pkgs if p not in nova_pkgs]
+        out = {"hold": [], "installed": [], "latest": [], "release": []}
+        if version is None:
+            # the candidate, once; never moved by a later run
+            out["installed"] = [_state("nova-packages", pkgs=pkgs,
+                                       install_recommends=recommends)]
+        elif version == "latest":
+            out["latest"] = [_state("nova-packages", pkgs=nova_pkgs,
+                                    install_recommends=recommends)]
+        else:
+            # exactly this version of every Nova package, held there (Debian:
+            # apt-mark hold; RedHat: the versionlock plugin); a new version
+            # lifts the hold, installs, and holds again; an older one (a
+            # rollback of the pin) is installed too
+            lock = self.look["versionlock_pkg"]
+            if lock:
+                out["installed"].append(_state("nova-packages-versionlock", name=lock))
+            out["installed"].append(_state(
+                "nova-packages", pkgs=[{p: str(version)} for p in nova_pkgs], hold=True,
+                update_holds=True, allow_downgrades=True, install_recommends=recommends,
+                require=["nova-packages-versionlock"] if lock else None))
+        if others and version is not None:
+            out["installed"].append(_state("nova-packages-others", pkgs=others,
+                                           install_recommends=recommends,
+                                           require=["nova-packages"]))
         policy = self.look["policy_rc_d"]
         if policy:
             # Debian's maintainer scripts would start each daemon half-configured
             # while the package installs: a policy-rc.d holds them, only while
             # packages actually install (prereq), and never replaces one that
-            # was there before (Docker images ship one).
+            # was there before (Docker images ship one). An update installs
+            # under it too: the old daemons keep running until the formula
+            # restarts them (each once).
             out["hold"] = [_state("nova-packages-hold-daemons", name=policy,
                                   contents=POLICY_RC_D, mode="0755", user="root",
                                   group="root", replace=False, prereq=["nova-packages"])]
@@ -255,6 +288,9 @@ class _Plan:
                       sorted(self.facts["server_files"].items()) if spec["service"] == svc]
             if svc == "libvirt":
                 watch += self.sls("libvirt")
+            elif svc in NOVA_SERVICES and "packages" in self.facts["concerns"]:
+                # a new version of Nova's packages: each daemon restarts once
+                watch.append("nova-packages")
             running.append(_state(f"nova-service-{svc}", name=self.look["services"][svc],
                                   sig=self.look["service_sigs"].get(svc),
                                   require=require, watch=watch or None))
@@ -326,6 +362,51 @@ class _Plan:
         return {"hosts": [_state("nova-discover-hosts", name="computes", expect=expect,
                                  hosts=hosts, config=self.look["files"]["nova_conf"], retry=retry,
                                  require=self.sls("db_sync", "service"))]}
+
+    # ------------------------------------------------------------ nova.upgrade
+    def upgrade(self):
+        """The steps nova.orch.upgrade runs here (nova/upgrade/*.sls): on the
+        sync conductor the pre-check with the new packages, the wait for every
+        service's new service version and the online data migrations; the
+        daemons nova:upgrade:restart names (in that order), each restarted
+        only when older than its packages or a file it reads; on the identity
+        minion, the compute hosts of nova:upgrade:disable/enable."""
+        up, conf, where = self.nova["upgrade"], self.look["files"]["nova_conf"], self.facts["where"]
+        out = {k: [] for k in ("check", "restart", "disable", "enable", "versions", "migrations")}
+        pkgs = self.sls("packages")
+        if where["db_sync"]:
+            out["check"] = [_state("nova-upgrade-check", name="nova-status upgrade check",
+                                   config=conf, require=pkgs or None)]
+            out["versions"] = [_state("nova-upgrade-services-current", name="service versions",
+                                     config=conf, timeout=int(up["timeout"]))]
+            out["migrations"] = [_state("nova-upgrade-online-migrations",
+                                        name="online data migrations", config=conf,
+                                        timeout=int(up["timeout"]))]
+        files = {fid: path for fid, path, _ in self.facts["files"]}
+        nova_pkgs = self._nova_pkgs() if pkgs else []
+        here, previous = self._services(), []
+        for svc in up["restart"]:
+            if svc not in here or svc not in NOVA_SERVICES:
+                continue
+            name = self.look["services"][svc]
+            paths = [files[f] for f in self.look["service_files"].get(svc, []) if f in files]
+            paths += [spec["path"] for _, spec in sorted(self.facts["server_files"].items())
+                      if spec["service"] == svc]
+            sid = f"nova-upgrade-{svc}-current"
+            # the init script's pidfile (else systemd's MainPID is asked)
+            out["restart"].append(_state(
+                sid, name=name, files=paths, packages=nova_pkgs,
+                pidfile=self.look["service_pidfiles"].get(svc) or f"/run/nova/{name}.pid",
+                require=(pkgs + previous) or None))
+            previous = [sid]
+        if where["identity"]:
+            cred = self._credentials()
+            out["disable"] = [_state(f"nova-upgrade-{h}-disabled", name=h,
+                                     reason="nova.orch.upgrade: updating", **cred)
+                              for h in up["disable"]]
+            out["enable"] = [_state(f"nova-upgrade-{h}-enabled", name=h, **cred)
+                             for h in up["enable"]]
+        return out
 
     # ------------------------------------------------------------ nova.clean
     def clean(self):
@@ -529,12 +610,56 @@ def _minion_failure(ret):
                  for k, r in ret.items() if isinstance(r, Mapping) and r.get("result") is False)
     return f"failed states: {', '.join(bad)}" if bad else None
 
+def upgrade_targets(to, installed, version):
+    """nova.orch.upgrade's targets: ``to`` (fleet_targets), ``installed``
+    ({minion: the version of its Nova code, '' when none; for ``latest``:
+    the newer version it could install, '' when none}) and the version
+    to roll to. Hosts behind it are rolled; with none behind, only the end
+    runs (the pin lifted, migrations), so a rerun changes nothing."""
+    errors = list(to["errors"])
+    if version is None:
+        errors.append("nova:version: nova.orch.upgrade needs the version to roll to "
+                      "(a package version, or latest), in the master's pillar too")
+    control = to["control"]["tgt"] if to["control"]["tgt_type"] == "list" else []
+    nova_hosts = {to["sync"], *control, *to["compute_ids"]} - {None}
+    if to["control"]["tgt_type"] != "list":  # a compound target: whoever answered
+        nova_hosts |= set(installed) - {to["database"], to["identity"]}
+    missing = sorted(h for h in nova_hosts if h not in installed)
+    if missing and not errors:
+        errors.append("no answer about the installed Nova from " + ", ".join(missing)
+                      + " (minion down?)")
+
+    def behind(host):
+        have = installed.get(host) or ""
+        return bool(have) if version == "latest" else have != str(version)
+
+    late = sorted(h for h in nova_hosts if behind(h))
+    return {**to, "errors": errors, "version": version, "pending": bool(late), "behind": late,
+            "nova_hosts": _compound([[to["sync"]], to["control"]["tgt"], to["computes"]["tgt"]]),
+            "controllers": _compound([[to["sync"]], to["control"]["tgt"]]),
+            "compute_batches": [
+                {"hosts": b, "disable": {"nova": {"upgrade": {"disable": b}}},
+                 "enable": {"nova": {"upgrade": {"enable": b}}}}
+                for b in ([h for h in batch if behind(h)] for batch in to["batches"]) if b],
+            # the RPC pin for the roll; the config-only run leaves packages alone
+            "pin": {"nova": {"upgrade_levels": {"compute": "auto"}}},
+            "pin_config": {"nova": {"upgrade_levels": {"compute": "auto"},
+                                    "manage": {"packages": False}}},
+            # conductors first, then schedulers, then the APIs (Nova's order)
+            "restart": [{"step": step, "services": svcs,
+                         "pillar": {"nova": {"upgrade": {"restart": svcs}}}}
+                        for step, svcs in (("conductors", ["conductor"]),
+                                           ("schedulers", ["scheduler"]),
+                                           ("apis", ["api", "metadata", "novncproxy"]))]}
+
 
 def states(nova, facts):
     """{concern: {kind: [state]}} for the concerns in ``facts["concerns"]``,
     with ``needs`` and ``clean``."""
     plan = _Plan(nova, facts)
     out = {concern: getattr(plan, concern)() for concern in facts["concerns"]}
+    if facts["roles"] or facts["where"]["identity"]:
+        out["upgrade"] = plan.upgrade()
     out["needs"] = {concern: _needs(kinds) for concern, kinds in out.items()}
     out["clean"] = plan.clean()
     return out

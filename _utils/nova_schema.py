@@ -28,6 +28,12 @@ SCHEMA = {
     "roles": ("roles", "list of api, scheduler, conductor, compute run on this minion; empty: none"),
     "my_ip": ("ip?", "[DEFAULT] my_ip; null: the first non-loopback IPv4 of the minion"),
     "secret_keys": ("strlist", "extra INI key names to mask in state output"),
+    "version": ("version?", "version of every Nova package on this minion (e.g. Debian 2:26.2.2-1~deb12u5), installed exactly and held (Debian: apt-mark hold; RedHat: versionlock); latest: upgraded to the newest at each run, not held; null: the package manager's candidate once, not held"),
+    "upgrade_levels:compute": ("str?", "[upgrade_levels] compute in nova.conf (the RPC pin: auto, or a release name); null: none. nova.orch.upgrade sets auto for the roll and lifts it after"),
+    "upgrade:restart": ("strlist", "set by nova.orch.upgrade: the services nova.upgrade.restart restarts on this minion when they run older code or config than installed (conductor, scheduler, api, metadata, novncproxy, compute)"),
+    "upgrade:disable": ("strlist", "set by nova.orch.upgrade: compute hosts nova.upgrade.computes disables (on the identity minion)"),
+    "upgrade:enable": ("strlist", "set by nova.orch.upgrade: compute hosts nova.upgrade.computes enables (on the identity minion)"),
+    "upgrade:timeout": ("posint", "seconds nova.orch.upgrade waits for every Nova service to report the newest service version, and for online data migrations"),
     "database:host": ("host", "database server address written in the connection URL (8.2.3)"),
     "database:port": ("port", "database server port"),
     "database:user": ("dbuser", "database user of Nova (8.2.2; letters, digits, _ . $ -, at most 32 characters)"),
@@ -288,6 +294,12 @@ def _bool(value, ctx):
     return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
 
 
+def _version(value, ctx):
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9][0-9A-Za-z.+~:_-]*|latest", value):
+        return f"must be a package version (e.g. 2:26.2.2-1~deb12u5) or latest, got {value!r}"
+    return None
+
+
 def _strlist(value, ctx):
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         return "must be a list of strings"
@@ -440,7 +452,7 @@ CHECKS = {
     "release": _release, "roles": _roles, "str": _str, "dbname": _dbname, "host": _host,
     "ip": _ip, "dbuser": _dbuser, "granthosts": _granthosts, "dbadmin": _dbadmin,
     "ksadmin": _ksadmin, "expect": _expect, "secret": _secret, "path": _path, "bool": _bool,
-    "strlist": _strlist, "targets": _targets, "minion": _minion, "url": _url,
+    "strlist": _strlist, "version": _version, "targets": _targets, "minion": _minion, "url": _url,
     "urllist": _urllist, "port": _port, "portrange": _portrange, "ratio": _ratio,
     "count": _count, "posint": _posint, "map": _map, "config": _config,
     "policy": _policy, "aggregates": _aggregates,

@@ -260,17 +260,19 @@ def test_debian_placeholders_are_set_and_compute_driver_in_both_files(minion):
     assert compute["sections"] == {"DEFAULT": {"compute_driver": "fake.FakeDriver"}}
     perms = states["nova-config-compute_conf-permissions"][1]
     assert (perms["mode"], perms["group"]) == ("0640", "nova")
-    # nova-compute reads both files; the other services only nova.conf
+    # nova-compute reads both files; the other services only nova.conf; each
+    # runs Nova's packages (a new version restarts it)
     assert states["nova-service-compute"][1]["watch"] == [
-        "nova-config-nova_conf", "nova-config-compute_conf"]
-    assert states["nova-service-conductor"][1]["watch"] == ["nova-config-nova_conf"]
+        "nova-config-nova_conf", "nova-config-compute_conf", "nova-packages"]
+    assert states["nova-service-conductor"][1]["watch"] == ["nova-config-nova_conf",
+                                                            "nova-packages"]
     # the fake driver needs no libvirtd
     assert "nova-service-libvirt" not in states
     assert states["nova-service-compute"][1]["require"][1] == "nova-service-conductor"
     # RDO ships no nova-compute.conf: nothing to manage there
     rhel = render(minion("rocky9"), pillar("zed", compute={"driver": "fake.FakeDriver"}))
     assert "nova-config-compute_conf" not in rhel
-    assert rhel["nova-service-compute"][1]["watch"] == ["nova-config-nova_conf"]
+    assert rhel["nova-service-compute"][1]["watch"] == ["nova-config-nova_conf", "nova-packages"]
 
 
 @pytest.mark.parametrize("plugin,driver", [

@@ -22,7 +22,7 @@ TYPES = {
     "granthosts": "list of host patterns", "dbadmin": "connection mapping",
     "ksadmin": "credentials mapping", "expect": "count or list of host names",
     "secret": "secret string", "path": "absolute path", "bool": "true/false",
-    "strlist": "list of strings", "targets": "minion ids or a compound target", "minion": "minion id",
+    "strlist": "list of strings", "version": "package version or latest", "targets": "minion ids or a compound target", "minion": "minion id",
     "url": "http(s) URL", "urllist": "list of URLs", "port": "port", "portrange": "port or FIRST:LAST",
     "ratio": "number > 0", "count": "integer >= 0", "posint": "integer >= 1", "map": "mapping",
     "config": "file: section: key: value", "policy": "rule: check string",

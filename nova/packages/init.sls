@@ -21,6 +21,12 @@ include:
   pkg.installed:
     {{- args(state) }}
 {%- endfor %}
+{%- for state in plan.get('latest', []) %}
+
+{{ state.id }}:
+  pkg.latest:
+    {{- args(state) }}
+{%- endfor %}
 {%- for state in plan.get('release', []) %}
 
 {{ state.id }}:

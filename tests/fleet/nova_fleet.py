@@ -18,6 +18,9 @@ CTL = "ctl"
 CLOUD = "nova-formula-admin"
 FLAVOR = "fleet.tiny"
 IMAGE = "cirros-fake"  # made by the support layer (services.sh)
+# both are in the fleet's package cache (tests/fleet/README.md): the fleet
+# deploys the older, so test_fleet_2_upgrade's update to the newer is real
+NOVA_VERSIONS = ("2:26.2.2-1~deb12u4", "2:26.2.2-1~deb12u5")
 NOVA_DAEMONS = ("nova-api", "nova-api-metadata", "nova-novncproxy", "nova-scheduler",
                 "nova-conductor", "nova-compute")
 
@@ -34,6 +37,7 @@ class NovaFleet:
         self.conductors = list(conductors)
         self.fleet_pillar = fleet_pillar
         self.shared = {}  # more nova pillar for every minion (e.g. aggregates)
+        self.version = NOVA_VERSIONS[0]  # nova:version on every host
         self.ctl = fleet.address(CTL)
         self.passwords = {k: secrets.token_hex(12) for k in ("db", "mq", "nova", "metadata")}
 
@@ -51,6 +55,7 @@ class NovaFleet:
         fleet.update(self.fleet_pillar)
         return {"nova": {
             "release": "zed",
+            "version": self.version,
             "messaging": {"host": self.ctl, "virtual_host": "nova", "password": self.passwords["mq"]},
             "identity": {"auth_url": ks, "www_authenticate_uri": ks, "auth_host": self.ctl,
                          "password": self.passwords["nova"],

@@ -1,0 +1,16 @@
+{#- nova.orch.upgrade's step "migrations" on this minion (_utils/nova_plan.py upgrade()). -#}
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ "/map.jinja" import nova, args with context %}
+{%- set plan = nova.plan.get('upgrade', {}) %}
+
+include:
+  - {{ tplroot }}.validate
+{%- for sls in nova.plan.needs.get('upgrade', []) %}
+  - {{ sls }}
+{%- endfor %}
+{%- for state in plan.get('migrations', []) %}
+
+{{ state.id }}:
+  nova_upgrade.online_migrations_done:
+    {{- args(state) }}
+{%- endfor %}
