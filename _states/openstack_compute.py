@@ -144,7 +144,7 @@ def service_enabled(name, host=None, auth=None, cloud=None):
 # draining a host
 # --------------------------------------------------------------------------
 def host_drained(name, host=None, reason=None, timeout=1800, poll_interval=5,
-                 cold_migration=True, auth=None, cloud=None):
+                 cold_migration=True, missing_ok=False, auth=None, cloud=None):
     """No instance left on ``host`` (default: ``name``): its nova-compute
     service is disabled first (with ``reason``; default: the reason it
     already has, else one naming this state), then the servers of every
@@ -154,13 +154,17 @@ def host_drained(name, host=None, reason=None, timeout=1800, poll_interval=5,
     ``cold_migration`` is False. Cold migrations away from the host waiting
     in VERIFY_RESIZE are confirmed. At most ``timeout`` seconds, polling
     every ``poll_interval``; the failure comment names every instance left
-    and why."""
+    and why. ``missing_ok``: a host without a nova-compute service (already
+    decommissioned) is drained too, not an error."""
     def body(ret):
         _need_str(reason, "reason", allow_none=True)
         for value, arg in ((timeout, "timeout"), (poll_interval, "poll_interval")):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise _Invalid(f"{arg} must be a number of seconds > 0")
         hst, ka = _host_args(name, host, auth, cloud)
+        if missing_ok and _nc("compute_service", hst, **ka) is None:
+            ret["comment"] = f"host '{hst}' has no nova-compute service: nothing to drain"
+            return
         service = _service(hst, ka)
         plan = _nc("drain_plan", hst, bool(cold_migration), **ka)
         why = reason or service.get("disabled_reason") or DEFAULT_REASON
