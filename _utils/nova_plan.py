@@ -561,7 +561,7 @@ def fleet_targets(fleet, resolved, aggregates=None, day2=None):
     if day2.get("need_hosts") and not hosts:
         errors.append("nova:maintenance:hosts: name the computes to work on, e.g. "
                       "pillar='{nova: {maintenance: {hosts: [cmp1], action: drain}}}'")
-    unknown = [h for h in hosts if not isinstance(computes, str) and h not in compute_ids]
+    unknown = [h for h in hosts if h not in compute_ids]
     if unknown:
         errors.append(f"nova:maintenance:hosts: not in nova:fleet:computes: {', '.join(unknown)}")
     removal = [("nova-orch-remove-drained", [identity], "nova.maintenance.removing"),
