@@ -11,6 +11,8 @@ write is sent. Every state takes ``auth`` (a dict of admin credentials) or
 ``name`` is the host (or the aggregate); ``host`` overrides it so that state
 ids can say what they do.
 """
+import time
+
 __virtualname__ = "openstack_compute"
 
 DEFAULT_REASON = "drained by Salt (openstack_compute.host_drained)"
@@ -242,14 +244,18 @@ def _drain(ret, host, what, ka, timeout, poll_interval, cold_migration):
 # --------------------------------------------------------------------------
 # decommissioning a host
 # --------------------------------------------------------------------------
-def host_decommissioned(name, host=None, require_down=True, auth=None, cloud=None):
+def host_decommissioned(name, host=None, require_down=True, wait_down=0, auth=None,
+                        cloud=None):
     """No nova-compute service record for ``host`` (default: ``name``).
     Refused while instances remain on it (named), and, with
     ``require_down``, while its nova-compute still reports up (stop it first:
     a running one registers again). Nova 26.x's delete also removes the host
     from its aggregates, its compute nodes' Placement provider trees and its
     host mapping; a provider tree nova-api failed to delete (it only logs
-    that) is then deleted through Placement. An absent service is done."""
+    that) is then deleted through Placement. An absent service is done.
+    ``wait_down``: seconds to wait for a stopped nova-compute to be reported
+    down (the service list asked again every 10 s; Salt's ``retry`` would
+    see the run's cached list)."""
     def body(ret):
         hst, ka = _host_args(name, host, auth, cloud)
         what = f"nova-compute service of host '{hst}'"
@@ -263,6 +269,11 @@ def host_decommissioned(name, host=None, require_down=True, auth=None, cloud=Non
             raise _Invalid(f"cannot decommission host '{hst}': {len(servers)} instance(s) still "
                            f"on it: {_listed(labels)}; drain it first "
                            "(openstack_compute.host_drained)")
+        deadline = time.monotonic() + (wait_down or 0)
+        while (require_down and service.get("state") == "up" and not __opts__["test"]
+               and time.monotonic() < deadline):
+            time.sleep(min(10, max(wait_down, 0.01)))
+            service = _nc("compute_service", hst, refresh=True, **ka) or service
         if require_down and service.get("state") == "up":
             raise _Invalid(f"cannot decommission host '{hst}': its nova-compute is still up "
                            f"(last report {service.get('updated_at')}); stop it first (Nova "

@@ -390,7 +390,7 @@ class _Plan:
             "removing": [dict(s, args=dict(s["args"], missing_ok=True)) for s in drained],
             # Nova marks a stopped nova-compute down after service_down_time
             "decommission": [_state(f"nova-maintenance-{h}-decommissioned", name=h, **cred,
-                                    retry={"attempts": 12, "interval": 15}) for h in hosts],
+                                    wait_down=240) for h in hosts],
             "canary": [_state(f"nova-canary-{h}", name=h, flavor=canary["flavor"],
                               image=canary["image"], timeout=int(canary["timeout"]), **cred)
                        for h in sorted(canary["hosts"])] if canary["enabled"] else [],

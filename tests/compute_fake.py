@@ -51,6 +51,7 @@ class Cloud:
         self.placement_down = False  # Placement answers 503
         self.drop = set()  # (method, route) whose next request gets its connection closed
         self.on_migrations_get = None
+        self.on_services_get = None  # called before each service list
         self.canary_outcome = {}  # host -> ok, error or hang (a canary server's fate)
 
     # ---- set-up helpers --------------------------------------------------
@@ -217,8 +218,13 @@ class Cloud:
             view["fault"] = {"message": "Failed to spawn: broken driver setting"}
         return 200, {"server": view}, {}
 
+    def hosts_of_services(self, host):
+        return [s for s in self.services.values() if s["host"] == host]
+
     def os_services(self, method, parts, query, body):
         if method == "GET":
+            if self.on_services_get:
+                self.on_services_get()
             found = [s for s in self.services.values()
                      if all(s.get(k) == v for k, v in query.items() if k in ("binary", "host"))]
             return 200, {"services": [dict(s) for s in found]}, {}

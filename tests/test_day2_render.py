@@ -108,7 +108,7 @@ def test_identity_minion_states(minion):
     states = render(sc, pillar("zed", None, maintenance={"hosts": ["cmp2"]}, **base),
                     sls="nova.maintenance.decommission")
     fun, args = states["nova-maintenance-cmp2-decommissioned"]
-    assert fun == "openstack_compute.host_decommissioned" and args["retry"]["attempts"] > 1
+    assert fun == "openstack_compute.host_decommissioned" and args["wait_down"] == 240
     canary = {"enabled": True, "flavor": "f1", "image": "i1", "hosts": ["cmp1"]}
     states = render(sc, pillar("zed", None, canary=canary, **base), sls="nova.canary")
     fun, args = states["nova-canary-cmp1"]
