@@ -164,8 +164,12 @@ def test_canary_keeps_a_broken_compute_disabled(day2):
     rc, steps, _ = nf.orchestrate()
     assert rc != 0
     canary = steps["nova-orch-canary"]
-    assert canary["result"] is False
-    assert "cmp4" in canary["comment"] and "failed its canary" in canary["comment"], canary
+    assert canary["result"] is False and "Run failed on minions: ctl" in canary["comment"]
+    # the rollout's output says which host and why (Nova's fault)
+    failed = _state(canary, CTL, "nova-canary-cmp4")
+    assert failed["result"] is False, canary
+    assert "host 'cmp4' failed its canary and stays disabled" in failed["comment"], failed
+    print(f"\nfailed canary: {failed['comment']}")
     docs, _ = nf.openstack("compute service list --service nova-compute --long -f json")
     svc = {s["Host"]: s for s in docs[0]}
     assert svc["cmp4"]["Status"] == "disabled"
