@@ -16,7 +16,9 @@ __virtualname__ = "openstack_canary"
 MV_BOOT = "2.37"  # networks: "none"
 MV_IMAGES = "2.1"  # the image proxy (gone after 2.35)
 # Nova's reason for a service registered while enable_new_services = false
-NEW_REASON = "New service disabled due to FLAG"
+# (26.x, seen on the fleet; older releases said the second)
+NEW_REASONS = ("New compute service disabled due to config option.",
+               "New service disabled due to FLAG")
 FAILED = "nova-formula canary failed: "
 PREFIX = "nova-formula-canary-"
 
@@ -55,7 +57,7 @@ def waiting(service):
         salt ctl1 openstack_canary.waiting "$(salt-call --out=json openstack_compute.compute_service cmp3)"
     """
     reason = service.get("disabled_reason") or ""
-    return service.get("status") == "disabled" and (reason == NEW_REASON
+    return service.get("status") == "disabled" and (reason in NEW_REASONS
                                                     or reason.startswith(FAILED))
 
 

@@ -9,7 +9,7 @@ from compute_fake import Cloud, serve
 from harness import load_module
 from test_openstack_compute_unit import Env
 
-NEW = "New service disabled due to FLAG"
+NEW = "New compute service disabled due to config option."  # Nova 26.2.2, on the fleet
 
 
 class CanaryEnv(Env):
