@@ -1,7 +1,7 @@
-"""The canary of a new compute: a test server forced onto it (the scheduler's
-filters bypassed, so a disabled host can take it), ACTIVE within a bounded
-time, then deleted. The nova-compute service is enabled only after that; a
-failure leaves it disabled with the reason (see the openstack_canary state).
+"""The canary of a new compute: a test server forced onto it
+(``<zone>:<host>``: the scheduler's filters bypassed), ACTIVE within a
+bounded time, then deleted. The openstack_canary state enables the host for
+it and disables it again when it fails.
 
 The connection (credentials, token, pool, run cache) is the compute
 engine's (_utils/openstack_session.py), the service calls its functions.

@@ -1,8 +1,10 @@
 """The canary of new computes (nova.orch.deploy's last step): a compute
 still disabled since it registered (``enable_new_services = false``), or by
-a failed canary, boots a test server forced onto it, deletes it, and only
-then is enabled. A failed canary leaves it disabled, with the reason in the
-service record and in the state's comment. A compute an operator disabled
+a failed canary, is enabled, boots a test server forced onto it and deletes
+it; a failed canary disables it again at once, with the reason in the
+service record and in the state's comment (Nova 26 places no server, a
+forced one included, on a disabled compute: for the seconds of the canary
+the scheduler may send it others, which Nova reschedules if it fails them). A compute an operator disabled
 (any other reason) is left alone; an enabled one needs nothing."""
 
 __virtualname__ = "openstack_canary"
@@ -40,9 +42,16 @@ def host_proven(name, flavor, image, timeout=300, host=None, auth=None, cloud=No
             ret.update(result=None, changes=changes,
                        comment=f"host '{host}' would get a canary server, then be enabled")
             return ret
-        ok, why = __salt__["openstack_canary.prove"](host, flavor, image, timeout, **ka)
+        # Nova 26 schedules nothing, forced hosts included, onto a disabled
+        # compute (its provider's COMPUTE_STATUS_DISABLED trait, seen on the
+        # fleet: "No valid host"): enabled for the canary, disabled again at
+        # once when it fails
+        __salt__["openstack_compute.service_enable"](host, **ka)
+        try:
+            ok, why = __salt__["openstack_canary.prove"](host, flavor, image, timeout, **ka)
+        except Exception as exc:  # the host must not stay enabled unproven
+            ok, why = False, str(exc)
         if ok:
-            __salt__["openstack_compute.service_enable"](host, **ka)
             ret.update(changes=dict(changes, canary=why),
                        comment=f"host '{host}' passed its canary and is enabled")
             return ret

@@ -201,6 +201,9 @@ class Cloud:
             assert _mv(mv) >= (2, 37) and srv["networks"] == "none", (mv, srv)
             zone, host = srv["availability_zone"].split(":")
             outcome = self.canary_outcome.get(host, "ok")
+            if any(s["host"] == host and s["status"] == "disabled"
+                   for s in self.services.values()):
+                outcome = "novalidhost"  # Nova 26: a disabled compute's trait
             sid = self.add_server(srv["name"], host, status="BUILD")
             self.servers[sid].update(canary=outcome, polls=0)
             return 202, {"server": {"id": sid}}, {}
@@ -215,7 +218,8 @@ class Cloud:
             srv["status"] = "ACTIVE" if srv["canary"] == "ok" else "ERROR"
         view = {"id": srv["id"], "status": srv["status"]}
         if srv["status"] == "ERROR":
-            view["fault"] = {"message": "Failed to spawn: broken driver setting"}
+            view["fault"] = {"message": "No valid host was found." if srv["canary"] ==
+                             "novalidhost" else "Failed to spawn: broken driver setting"}
         return 200, {"server": view}, {}
 
     def hosts_of_services(self, host):
