@@ -21,7 +21,7 @@ __virtualname__ = "nova_formula"
 
 # The concerns in the order of the install guide; each is an SLS folder.
 CONCERNS = ("database", "identity", "packages", "config", "policy", "firewall", "nova_network",
-            "sysctl", "libvirt", "db_sync", "service", "discover", "aggregates")
+            "sysctl", "libvirt", "db_sync", "service", "migration", "discover", "aggregates")
 # pillar nova:manage flag that switches a concern off (config always runs)
 MANAGED_BY = {"service": "services"}
 ROLES = ("api", "scheduler", "conductor", "compute")
@@ -66,7 +66,7 @@ def sync_conductor(fleet):
     return _u("nova_plan.sync_conductor")(fleet)
 
 
-def fleet_targets(fleet, aggregates=None):
+def fleet_targets(fleet, aggregates=None, day2=None):
     """The orchestrate's targets (nova/orch/*.sls, rendered on the master):
     the one-off job minions and a target per step, roles given as compound
     targets matched against the master's minion data cache.
@@ -77,7 +77,8 @@ def fleet_targets(fleet, aggregates=None):
 
         salt-run salt.cmd nova_formula.fleet_targets "$(salt-call --out=json pillar.get nova:fleet)"
 
-    ``aggregates``: nova:aggregates (when set, a last step makes them).
+    ``aggregates``: nova:aggregates (when set, a last step makes them);
+    ``day2``: nova:{canary, migration, manage, maintenance} (the day-2 steps).
     """
     resolved = {}
     for role in ("controllers", "conductors", "computes"):
@@ -89,7 +90,7 @@ def fleet_targets(fleet, aggregates=None):
             found = __salt__["saltutil.runner"]("cache.grains", tgt=fleet[role],
                                                 tgt_type="compound") or {}
             resolved[role] = sorted(found)
-    return _u("nova_plan.fleet_targets")(fleet, resolved, aggregates)
+    return _u("nova_plan.fleet_targets")(fleet, resolved, aggregates, day2)
 
 
 def _placement(nova, me):
@@ -167,7 +168,7 @@ def _workers(nova):
     return max(2, min(int(__grains__.get("num_cpus") or 2) // 2, 8))
 
 
-def _concerns(nova, roles, where, driver):
+def _concerns(nova, roles, where, driver, me=None):
     """The concerns this minion runs, in order (before nova:manage)."""
     look = nova["lookup"]
     compute = "compute" in roles
@@ -184,6 +185,9 @@ def _concerns(nova, roles, where, driver):
         "db_sync": where["db_sync"], "service": bool(roles),
         "discover": where["db_sync"] and nova["dialect"] == "current",
         "aggregates": where["identity"] and bool(nova["aggregates"]),
+        # trust among computes: only where there are others (not an all-in-one)
+        "migration": compute and nova["migration"]["enabled"] and (isinstance(
+            nova["fleet"]["computes"], str) or bool(set(nova["fleet"]["computes"]) - {me})),
     }
     return [c for c in CONCERNS if wanted[c]], libvirt
 
@@ -246,7 +250,7 @@ def _plan(nova, raw, releases, tplroot):
     me = _minion_id()
     roles = [r for r in ROLES if r in nova["roles"]]
     where = _placement(nova, me)
-    wanted, libvirt = _concerns(nova, set(roles), where, nova["compute"]["driver"])
+    wanted, libvirt = _concerns(nova, set(roles), where, nova["compute"]["driver"], me)
     left_out = [c for c in wanted if not nova["manage"].get(MANAGED_BY.get(c, c), True)]
     concerns = [c for c in wanted if c not in left_out]
     problems = _host_problems(concerns)

@@ -117,8 +117,9 @@ def _label(server):
 # --------------------------------------------------------------------------
 # the nova-compute service of a host
 # --------------------------------------------------------------------------
-def compute_services(auth=None, cloud=None):
-    """Every nova-compute service, by host: one list call, kept for the run.
+def compute_services(auth=None, cloud=None, refresh=False):
+    """Every nova-compute service, by host: one list call, kept for the run
+    (``refresh``: listed again).
 
     CLI Example:
 
@@ -127,7 +128,7 @@ def compute_services(auth=None, cloud=None):
         salt ctl1 openstack_compute.compute_services cloud=admin
     """
     conn = _conn(auth, cloud)
-    if _SERVICES not in conn.cache:
+    if refresh or _SERVICES not in conn.cache:
         _, data = _nova(conn, "GET", "/os-services", MV_SERVICES,
                         params={"binary": "nova-compute"})
         conn.cache[_SERVICES] = {s["host"]: s for s in data["services"]
@@ -135,7 +136,7 @@ def compute_services(auth=None, cloud=None):
     return dict(conn.cache[_SERVICES])
 
 
-def compute_service(host, auth=None, cloud=None):
+def compute_service(host, auth=None, cloud=None, refresh=False):
     """The nova-compute service of ``host`` (id, status, state, disabled_reason...), or None.
 
     CLI Example:
@@ -144,7 +145,7 @@ def compute_service(host, auth=None, cloud=None):
 
         salt ctl1 openstack_compute.compute_service cmp1 cloud=admin
     """
-    return compute_services(auth, cloud).get(host)
+    return compute_services(auth, cloud, refresh).get(host)
 
 
 def _service_put(host, body, auth, cloud):

@@ -11,6 +11,8 @@ write is sent. Every state takes ``auth`` (a dict of admin credentials) or
 ``name`` is the host (or the aggregate); ``host`` overrides it so that state
 ids can say what they do.
 """
+import time
+
 __virtualname__ = "openstack_compute"
 
 DEFAULT_REASON = "drained by Salt (openstack_compute.host_drained)"
@@ -127,7 +129,7 @@ def service_enabled(name, host=None, auth=None, cloud=None):
 # draining a host
 # --------------------------------------------------------------------------
 def host_drained(name, host=None, reason=None, timeout=1800, poll_interval=5,
-                 cold_migration=True, auth=None, cloud=None):
+                 cold_migration=True, missing_ok=False, auth=None, cloud=None):
     """No instance left on ``host`` (default: ``name``): its nova-compute
     service is disabled first (with ``reason``; default: the reason it
     already has, else one naming this state), then the servers of every
@@ -137,13 +139,17 @@ def host_drained(name, host=None, reason=None, timeout=1800, poll_interval=5,
     ``cold_migration`` is False. Cold migrations away from the host waiting
     in VERIFY_RESIZE are confirmed. At most ``timeout`` seconds, polling
     every ``poll_interval``; the failure comment names every instance left
-    and why."""
+    and why. ``missing_ok``: a host without a nova-compute service (already
+    decommissioned) is drained too, not an error."""
     def body(ret):
         __utils__["openstack_state.need_str"](reason, "reason", allow_none=True)
         for value, arg in ((timeout, "timeout"), (poll_interval, "poll_interval")):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise _invalid(f"{arg} must be a number of seconds > 0")
         hst, ka = _host_args(name, host, auth, cloud)
+        if missing_ok and _nc("compute_service", hst, **ka) is None:
+            ret["comment"] = f"host '{hst}' has no nova-compute service: nothing to drain"
+            return
         service = _service(hst, ka)
         plan = _nc("drain_plan", hst, bool(cold_migration), **ka)
         why = reason or service.get("disabled_reason") or DEFAULT_REASON
@@ -221,14 +227,18 @@ def _drain(ret, host, what, ka, timeout, poll_interval, cold_migration):
 # --------------------------------------------------------------------------
 # decommissioning a host
 # --------------------------------------------------------------------------
-def host_decommissioned(name, host=None, require_down=True, auth=None, cloud=None):
+def host_decommissioned(name, host=None, require_down=True, wait_down=0, auth=None,
+                        cloud=None):
     """No nova-compute service record for ``host`` (default: ``name``).
     Refused while instances remain on it (named), and, with
     ``require_down``, while its nova-compute still reports up (stop it first:
     a running one registers again). Nova 26.x's delete also removes the host
     from its aggregates, its compute nodes' Placement provider trees and its
     host mapping; a provider tree nova-api failed to delete (it only logs
-    that) is then deleted through Placement. An absent service is done."""
+    that) is then deleted through Placement. An absent service is done.
+    ``wait_down``: seconds to wait for a stopped nova-compute to be reported
+    down (the service list asked again every 10 s; Salt's ``retry`` would
+    see the run's cached list)."""
     def body(ret):
         hst, ka = _host_args(name, host, auth, cloud)
         what = f"nova-compute service of host '{hst}'"
@@ -242,6 +252,11 @@ def host_decommissioned(name, host=None, require_down=True, auth=None, cloud=Non
             raise _invalid(f"cannot decommission host '{hst}': {len(servers)} instance(s) still "
                            f"on it: {_listed(labels)}; drain it first "
                            "(openstack_compute.host_drained)")
+        deadline = time.monotonic() + (wait_down or 0)
+        while (require_down and service.get("state") == "up" and not __opts__["test"]
+               and time.monotonic() < deadline):
+            time.sleep(min(10, max(wait_down, 0.01)))
+            service = _nc("compute_service", hst, refresh=True, **ka) or service
         if require_down and service.get("state") == "up":
             raise _invalid(f"cannot decommission host '{hst}': its nova-compute is still up "
                            f"(last report {service.get('updated_at')}); stop it first (Nova "

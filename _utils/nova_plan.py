@@ -39,6 +39,7 @@ class _Plan:
         self.look = nova["lookup"]
         self.roles = set(facts["roles"])
         facts["packages"] = self._packages()
+        self._day2_options()
         facts["files"] = self._files()
 
     def _packages(self):
@@ -48,6 +49,24 @@ class _Plan:
         if self._console_proxy() and self.look["pkgs"].get("novncproxy"):
             pkgs.append(self.look["pkgs"]["novncproxy"])
         return pkgs
+
+    def _day2_options(self):
+        """[libvirt] migration settings on computes that trust each other;
+        enable_new_services = false where a new compute's service record is
+        made (the conductor; the API and scheduler read it too) when new
+        computes wait for their canary."""
+        conf = self.facts["sections"].setdefault("nova_conf", {})
+        if "migration" in self.facts["concerns"]:
+            mig = self.nova["migration"]
+            addr = mig["inbound_addr"] or conf.get("DEFAULT", {}).get("my_ip")
+            libvirt = conf.setdefault("libvirt", {})
+            libvirt["live_migration_inbound_addr"] = addr
+            if mig["transport"] == "ssh":
+                libvirt.update(live_migration_scheme="ssh")
+            else:
+                libvirt.update(live_migration_with_native_tls=True)
+        if self.nova["canary"]["enabled"] and self.roles & {"api", "scheduler", "conductor"}:
+            conf.setdefault("DEFAULT", {})["enable_new_services"] = False
 
     def _console_proxy(self):
         return "api" in self.roles and self.nova["console"]["enabled"]
@@ -408,6 +427,57 @@ class _Plan:
                              for h in up["enable"]]
         return out
 
+    def migration(self):
+        """Migration trust among the computes: the nova user's SSH key, its
+        public key and the host keys published through the mine, the
+        others' keys in authorized_keys and known_hosts (read from the mine,
+        for the computes of nova:fleet), sshd serving sftp (OpenSSH 9's scp
+        needs it for resize and cold migration)."""
+        look, user = self.look, self.look["user"]
+        fleet = self.nova["fleet"]["computes"]
+        tgt = ({"tgt": fleet, "tgt_type": "compound"} if isinstance(fleet, str)
+               else {"tgt": sorted(fleet), "tgt_type": "list"})
+        after = self.sls("packages") or None
+        return {
+            "sshd_pkg": [_state("nova-migration-sshd-package", name=look["ssh_pkg"])],
+            "sftp": [_state("nova-migration-sftp", name=look["sshd_config"],
+                            require=["nova-migration-sshd-package"])],
+            "sshd": [_state("nova-migration-sshd", name=look["ssh_service"], enable=True,
+                            reload=True, watch=["nova-migration-sftp"])],
+            "key": [_state("nova-migration-key", name=user, require=after)],
+            "published": [_state("nova-migration-published", name=user,
+                                 require=["nova-migration-key", "nova-migration-sshd"])],
+            "trust": [_state("nova-migration-trust", name=user, **tgt,
+                             require=["nova-migration-published"])],
+        }
+
+    def day2(self):
+        """The states the day-2 orchestrates run on the identity minion (it
+        holds the admin credentials): a drain or an enable
+        (nova.orch.maintenance), a decommission (nova.orch.remove_compute),
+        the canary of new computes (nova.orch.deploy)."""
+        if not self.facts["where"]["identity"]:
+            return {}
+        cred, mt, canary = self._credentials(), self.nova["maintenance"], self.nova["canary"]
+        hosts = sorted(mt["hosts"])
+        drained = [_state(f"nova-maintenance-{h}-drained", name=h, reason=mt["reason"],
+                          timeout=int(mt["timeout"]), cold_migration=mt["cold_migration"],
+                          **cred) for h in hosts]
+        drain = mt["action"] == "drain"
+        return {
+            "drained": drained if drain else [],
+            "enabled": [] if drain else [_state(f"nova-maintenance-{h}-enabled", name=h, **cred)
+                                         for h in hosts],
+            # a rerun after the service is gone: nothing to drain
+            "removing": [dict(s, args=dict(s["args"], missing_ok=True)) for s in drained],
+            # Nova marks a stopped nova-compute down after service_down_time
+            "decommission": [_state(f"nova-maintenance-{h}-decommissioned", name=h, **cred,
+                                    wait_down=240) for h in hosts],
+            "canary": [_state(f"nova-canary-{h}", name=h, flavor=canary["flavor"],
+                              image=canary["image"], timeout=int(canary["timeout"]), **cred)
+                       for h in sorted(canary["hosts"])] if canary["enabled"] else [],
+        }
+
     # ------------------------------------------------------------ nova.clean
     def clean(self):
         """The states of nova.clean for each concern that runs here, in the
@@ -430,6 +500,10 @@ class _Plan:
                 "disabled": [_state(f"nova-service-{svc}-disabled", name=look["services"][svc],
                                     require=[f"nova-service-{svc}-dead"])
                              for svc in nova_services]}
+        if "migration" in concerns:
+            # off the others' files: nova.orch.remove_compute reruns their trust
+            out["migration"] = {"unpublished": [_state("nova-migration-unpublished",
+                                                       name=look["user"])]}
         if "firewall" in concerns:
             rules = self.firewall()["rules"]
             out["firewall"] = {"deleted": [_state(f"{r['id']}-deleted", **{
@@ -522,7 +596,7 @@ def sync_conductor(fleet):
     return sorted(conductors)[0] if conductors else None
 
 
-def fleet_targets(fleet, resolved, aggregates=None):
+def fleet_targets(fleet, resolved, aggregates=None, day2=None):
     """The orchestrate's targets from ``nova:fleet``. ``resolved``: the minion
     ids of each role given as a compound target ({role: [ids]}, matched on the
     master), so the one-off jobs and host discovery know them. With
@@ -558,7 +632,35 @@ def fleet_targets(fleet, resolved, aggregates=None):
     one_off = [{"step": f"nova-orch-{job}", "tgt": where, "sls": f"nova.{job}"}
                for job, where in (("database", database), ("identity", identity))
                if where and where != sync]
+    day2 = day2 or {}
+    canary = day2.get("canary") or {}
+    # the canary needs running services; the trust needs two computes
+    services = (day2.get("manage") or {}).get("services", True)
+    trust = (day2.get("migration") or {}).get("enabled", True) and \
+        (day2.get("manage") or {}).get("migration", True) and len(compute_ids) > 1
+    mt = day2.get("maintenance") or {}
+    hosts = sorted(mt.get("hosts") or [])
+    if day2.get("need_hosts") and not hosts:
+        errors.append("nova:maintenance:hosts: name the computes to work on, e.g. "
+                      "pillar='{nova: {maintenance: {hosts: [cmp1], action: drain}}}'")
+    unknown = [h for h in hosts if h not in compute_ids]
+    if unknown:
+        errors.append(f"nova:maintenance:hosts: not in nova:fleet:computes: {', '.join(unknown)}")
+    removal = [("nova-orch-remove-drained", [identity], "nova.maintenance.removing"),
+               ("nova-orch-remove-stopped", hosts, ["nova.service.clean", "nova.migration.clean"]),
+               ("nova-orch-remove-decommissioned", [identity], "nova.maintenance.decommission")]
+    keep = [h for h in compute_ids if h not in hosts]
+    if trust and keep:
+        removal.append(("nova-orch-remove-trust", keep, "nova.migration"))
+    maintenance = [("nova-orch-maintenance", [identity], "nova.maintenance")]
+    if mt.get("action") == "enable":  # nova-compute running again first
+        maintenance.insert(0, ("nova-orch-maintenance-hosts", hosts, "nova"))
     return {
+        "removal": [{"id": i, "tgt": t, "sls": sls} for i, t, sls in removal],
+        "maintenance": [{"id": i, "tgt": t, "sls": sls} for i, t, sls in maintenance],
+        "canary": identity if canary.get("enabled") and services else None,
+        "trust": trust, "hosts": hosts, "action": mt.get("action") or "drain",
+        "keep": keep,
         "errors": errors, "sync": sync, "database": database, "identity": identity,
         "one_off": one_off, "aggregates": identity if aggregates else None,
         # the control plane's runs leave host aggregates out: they wait for the computes
@@ -662,4 +764,5 @@ def states(nova, facts):
         out["upgrade"] = plan.upgrade()
     out["needs"] = {concern: _needs(kinds) for concern, kinds in out.items()}
     out["clean"] = plan.clean()
+    out["day2"] = plan.day2()
     return out

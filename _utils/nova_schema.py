@@ -118,6 +118,19 @@ SCHEMA = {
     "metadata:workers": ("posint?", "its worker processes; null: as nova:api:workers"),
     "policy": ("policy", "API policy overrides written to policy.yaml on API nodes: <rule>: <check string>; a rule the installed Nova does not know is refused"),
     "aggregates": ("aggregates", "host aggregates on the identity minion: <name>: {availability_zone, hosts, metadata} (hosts not listed are removed from it), or null to remove the aggregate"),
+    "maintenance:hosts": ("strlist", "computes (minion id = Nova host name) nova.orch.maintenance and nova.orch.remove_compute work on; give it on the command line (pillar=...)"),
+    "maintenance:action": ("choice:drain,enable", "nova.orch.maintenance: drain (disable, move every server away) or enable (take servers again)"),
+    "maintenance:reason": ("str?", "the disabled reason Nova keeps for a drain (e.g. a ticket); null: the formula's"),
+    "maintenance:timeout": ("posint", "seconds a drain may take (Nova moves one server at a time per host)"),
+    "maintenance:cold_migration": ("bool", "a server Nova refuses to live-migrate is cold-migrated (stopped for the move)"),
+    "migration:enabled": ("bool", "migration trust on computes: the nova user's SSH key, authorized_keys and known_hosts built from the Salt mine (host-key checking on), sshd serving sftp"),
+    "migration:transport": ("choice:ssh,tls", "libvirt live migration: ssh (qemu+ssh as the nova user) or tls (live_migration_with_native_tls; the libvirt certificates are the operator's)"),
+    "migration:inbound_addr": ("host?", "[libvirt] live_migration_inbound_addr; null: my_ip"),
+    "canary:enabled": ("bool", "new computes register disabled (enable_new_services = false on the control plane) and the rollout enables each one only after a test server booted on it"),
+    "canary:flavor": ("str?", "flavor of the canary server (required when enabled)"),
+    "canary:image": ("str?", "image of the canary server (required when enabled)"),
+    "canary:timeout": ("posint", "seconds the canary server may take to become ACTIVE"),
+    "canary:hosts": ("strlist", "computes the canary step works on (the orchestrate sets it)"),
     "firewall:vnc_ports": ("portrange", "VNC console ports opened on computes (8.2.6, 5900:5999)"),
     "firewall:api_port": ("port", "port opened on API nodes (8.2.6, 8774)"),
     "firewall:persist": ("bool", "restore the saved rules at boot (Debian: netfilter-persistent; RedHat: the iptables service)"),
@@ -147,6 +160,7 @@ SCHEMA = {
     "manage:discover": ("bool", "map new compute hosts to cells"),
     "manage:policy": ("bool", "write policy.yaml on API nodes (false: another tool owns it)"),
     "manage:aggregates": ("bool", "host aggregates and availability zones (the orchestrate runs them after discovery)"),
+    "manage:migration": ("bool", "migration trust on computes (with migration:enabled)"),
     "clean:data": ("bool", "nova.clean also drops the databases, DB users and Keystone records (default false: data is kept)"),
     "lookup": ("map", "OS/release facts (package, service, file names): override only to port the formula"),
 }
@@ -604,6 +618,9 @@ def across_keys(nova, roles, where, me, rules):
     if where["sync_conductor"] == me and "conductor" not in roles:
         errors.append(f"nova:fleet:sync_conductor: names this minion ({me}) "
                       "but nova:roles has no conductor")
+    if nova["canary"]["enabled"]:
+        errors += [f"nova:canary:{key}: required when nova:canary:enabled is true"
+                   for key in ("flavor", "image") if not nova["canary"][key]]
     errors += _loopback_cells(nova, where, me)
     return errors
 

@@ -51,6 +51,8 @@ class Cloud:
         self.placement_down = False  # Placement answers 503
         self.drop = set()  # (method, route) whose next request gets its connection closed
         self.on_migrations_get = None
+        self.on_services_get = None  # called before each service list
+        self.canary_outcome = {}  # host -> ok, error or hang (a canary server's fate)
 
     # ---- set-up helpers --------------------------------------------------
     def add_compute(self, host, state="up", status="enabled", reason=None):
@@ -177,10 +179,56 @@ class Cloud:
             return self.os_aggregates(method, parts, body)
         if root == "os-hypervisors":
             return self.hypervisor_list(query)
+        if root in ("flavors", "images", "os-availability-zone") or (
+                root == "servers" and method in ("POST", "DELETE")) or (
+                root == "servers" and len(parts) == 2 and method == "GET"):
+            return self.canary(method, parts, body, mv)
         return self.nova_err(404, "no such route")
+
+    # ---- what a canary uses: flavors, images, zones, one server's life ----
+    def canary(self, method, parts, body, mv):
+        root = parts[0]
+        if root == "flavors":
+            return 200, {"flavors": [{"id": "f1", "name": "m1.tiny"}]}, {}
+        if root == "images":
+            return 200, {"images": [{"id": "i1", "name": "cirros"}]}, {}
+        if root == "os-availability-zone":
+            hosts = {s["host"]: {} for s in self.services.values()}
+            return 200, {"availabilityZoneInfo": [{"zoneName": "internal", "hosts": {"ctl": {}}},
+                                                  {"zoneName": "nova", "hosts": hosts}]}, {}
+        if method == "POST":
+            srv = body["server"]
+            assert _mv(mv) >= (2, 37) and srv["networks"] == "none", (mv, srv)
+            zone, host = srv["availability_zone"].split(":")
+            outcome = self.canary_outcome.get(host, "ok")
+            if any(s["host"] == host and s["status"] == "disabled"
+                   for s in self.services.values()):
+                outcome = "novalidhost"  # Nova 26: a disabled compute's trait
+            sid = self.add_server(srv["name"], host, status="BUILD")
+            self.servers[sid].update(canary=outcome, polls=0)
+            return 202, {"server": {"id": sid}}, {}
+        srv = self.servers.get(parts[1])
+        if srv is None:
+            return self.nova_err(404, f"Instance {parts[1]} could not be found.")
+        if method == "DELETE":
+            del self.servers[parts[1]]
+            return 204, None, {}
+        srv["polls"] += 1
+        if srv["polls"] >= 2 and srv["canary"] != "hang":
+            srv["status"] = "ACTIVE" if srv["canary"] == "ok" else "ERROR"
+        view = {"id": srv["id"], "status": srv["status"]}
+        if srv["status"] == "ERROR":
+            view["fault"] = {"message": "No valid host was found." if srv["canary"] ==
+                             "novalidhost" else "Failed to spawn: broken driver setting"}
+        return 200, {"server": view}, {}
+
+    def hosts_of_services(self, host):
+        return [s for s in self.services.values() if s["host"] == host]
 
     def os_services(self, method, parts, query, body):
         if method == "GET":
+            if self.on_services_get:
+                self.on_services_get()
             found = [s for s in self.services.values()
                      if all(s.get(k) == v for k, v in query.items() if k in ("binary", "host"))]
             return 200, {"services": [dict(s) for s in found]}, {}

@@ -415,9 +415,11 @@ def test_orchestrate_renders_targets_from_pillar(minion):
     states = render(sc, pillar("zed", [], fleet=fleet), sls="nova.orch.deploy")
     order = ["nova-orch-sync-modules", "nova-orch-database",
              "nova-orch-sync-node", "nova-orch-controllers", "nova-orch-computes-1",
-             "nova-orch-computes-2", "nova-orch-discover"]
+             "nova-orch-computes-2", "nova-orch-discover",
+             # three computes: they trust each other once all have run
+             "nova-orch-migration-trust"]
     assert list(states) == order + ["nova-orch-report"]
-    assert states["nova-orch-report"][1]["require"] == ["nova-orch-discover"]
+    assert states["nova-orch-report"][1]["require"] == ["nova-orch-migration-trust"]
     for before, after in zip(order, order[1:]):
         assert states[after][1]["require"] == [before], (after, states[after][1]["require"])
         assert states[after][1]["failhard"] is True

@@ -405,6 +405,27 @@ def test_decommission_refused_while_the_service_is_up(env, cloud):
     assert ret["result"] is True and ret["changes"]["service"]["new"] is None
 
 
+def test_decommission_waits_for_the_stopped_service_to_be_reported_down(env, cloud):
+    """wait_down lists the services again (the run's cached list would say
+    "up" forever, as Salt's retry saw on the fleet)."""
+    (svc,) = [s for s in cloud.services.values() if s["host"] == "cmp1"]
+    assert env.mod.compute_service("cmp1")["state"] == "up"  # the run's list: up
+    lists = []
+
+    def goes_down():  # the next list (after the first wait) says down
+        lists.append(1)
+        svc["state"] = "down"
+    cloud.on_services_get = goes_down
+    ret = env.host_decommissioned("cmp1", wait_down=5)
+    assert ret["result"] is True, ret["comment"]
+    assert lists == [1]  # listed again once
+    assert ret["changes"]["service"]["new"] is None and not cloud.hosts_of_services("cmp1")
+    cloud.on_services_get = None
+    ret = env.host_decommissioned("cmp2", wait_down=0.05)  # never down: refused in time
+    assert ret["result"] is False and "still up" in ret["comment"]
+    assert cloud.hosts_of_services("cmp2")
+
+
 def test_decommission_then_noop(env, cloud):
     sid, node = cloud.add_compute("cmp3", state="down", status="disabled", reason="gone")
     cloud.aggregates[1] = {"id": 1, "uuid": "u1", "name": "ssd", "hosts": ["cmp3", "cmp1"],

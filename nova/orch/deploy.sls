@@ -20,7 +20,10 @@ nova-orch-modules:
         `salt-run saltutil.sync_all`, then orchestrate again."
     - failhard: True
 {%- else %}
-{%-   set to = salt['nova_formula.fleet_targets'](fleet, aggregates) %}
+{%-   set day2 = {'canary': salt['pillar.get']('nova:canary', {}),
+                  'migration': salt['pillar.get']('nova:migration', {}),
+                  'manage': salt['pillar.get']('nova:manage', {})} %}
+{%-   set to = salt['nova_formula.fleet_targets'](fleet, aggregates, day2) %}
 {%-   if to.errors %}
 
 nova-orch-fleet:
@@ -126,6 +129,40 @@ nova-orch-aggregates:
     - require:
       - nova-orch-discover
 {%-     endif %}
+{%-     set last = 'nova-orch-aggregates' if to.aggregates else 'nova-orch-discover' %}
+{%-     if to.trust %}
+
+# migration trust: a compute's own run saw the computes before it in the
+# mine; now every compute trusts every other (a host that joined included)
+nova-orch-migration-trust:
+  salt.state:
+    - tgt: {{ to.computes.tgt|json }}
+    - tgt_type: {{ to.computes.tgt_type }}
+    - sls: nova.migration
+    - failhard: True
+    - require:
+      - {{ last }}
+{%-       set last = 'nova-orch-migration-trust' %}
+{%-     endif %}
+{%-     if to.canary %}
+
+# canary: each compute still disabled since it registered gets a test
+# server forced onto it, then is enabled; a failed one stays disabled and
+# this step names it and why
+nova-orch-canary:
+  salt.state:
+    - tgt: {{ [to.canary]|json }}
+    - tgt_type: list
+    - sls: nova.canary
+    - pillar:
+        nova:
+          canary:
+            hosts: {{ to.compute_ids|json }}
+    - failhard: True
+    - require:
+      - {{ last }}
+{%-       set last = 'nova-orch-canary' %}
+{%-     endif %}
 
 # Salt says "States ran successfully" when allow_fail let a minion fail:
 # this step fails naming each failed minion and its step
@@ -133,6 +170,6 @@ nova-orch-report:
   nova_orch.report:
     - name: nova rollout
     - require:
-      - {{ 'nova-orch-aggregates' if to.aggregates else 'nova-orch-discover' }}
+      - {{ last }}
 {%-   endif %}
 {%- endif %}

@@ -140,11 +140,14 @@ class NovaFleet:
             self.fleet.salt(argv, timeout=300, check=True)
 
     # ------------------------------------------------------------ running
-    def orchestrate(self, sls="nova.orch.deploy", test=False, timeout=1800):
-        """(returncode, {step id: step}, seconds) of the orchestrate runner."""
+    def orchestrate(self, sls="nova.orch.deploy", test=False, timeout=1800, pillar=None):
+        """(returncode, {step id: step}, seconds) of the orchestrate runner;
+        ``pillar``: given on the command line (no secrets there: it is argv)."""
         argv = ["salt-run", "--out=json", "state.orchestrate", sls]
         if test:
             argv.append("test=True")
+        if pillar:
+            argv.append("pillar=" + json.dumps(pillar))
         start = time.monotonic()
         proc = self.fleet.salt(argv, timeout=timeout)
         took = time.monotonic() - start

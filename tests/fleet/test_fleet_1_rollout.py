@@ -25,7 +25,7 @@ def test_rollout_from_nothing(nf):
     steps_ok(steps)
     assert [s for s in sorted(steps, key=lambda s: steps[s]["__run_num__"])] == [
         "nova-orch-sync-modules", "nova-orch-sync-node", "nova-orch-computes-1", "nova-orch-computes-2",
-        "nova-orch-discover", "nova-orch-report"]
+        "nova-orch-discover", "nova-orch-migration-trust", "nova-orch-report"]
     assert steps["nova-orch-report"]["comment"] == "every minion of every step succeeded"
     services = nf.wait(lambda: (lambda s: s if all(
         s.get(k, {}).get("State") == "up" for k in (
@@ -254,8 +254,11 @@ def test_scale_out_by_compound_target_changes_only_the_new_host(nf):
     assert rc == 0, {k: v["comment"] for k, v in steps.items()}
     steps_ok(steps)
     changed = changed_minions(steps)
-    assert set(changed) == {"nova-orch-computes-3", "nova-orch-discover"}, changed
+    # the others trust cmp3 once it is in the mine (migration trust)
+    assert set(changed) == {"nova-orch-computes-3", "nova-orch-discover",
+                            "nova-orch-migration-trust"}, changed
     assert changed["nova-orch-computes-3"] == ["cmp3"]
+    assert changed["nova-orch-migration-trust"] == ["cmp1", "cmp2"]
     assert nf.all_pids() == {**before, "cmp3": nf.daemon_pids("cmp3")}
     assert _secrets_on(nf, "cmp3", _controller_only_secrets(nf)) == []
     server = nf.boot("scale-cmp3", host="cmp3")
