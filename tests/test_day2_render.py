@@ -74,8 +74,9 @@ def test_deploy_ends_with_trust_and_canary(minion):
     canary = {"enabled": True, "flavor": "m1.tiny", "image": "cirros"}
     states = render(minion(), pillar("zed", [], fleet=FLEET, canary=canary),
                     sls="nova.orch.deploy")
-    assert _order(states)[-3:] == ["nova-orch-discover", "nova-orch-migration-trust",
-                                   "nova-orch-canary"]
+    assert _order(states)[-4:] == ["nova-orch-discover", "nova-orch-migration-trust",
+                                   "nova-orch-canary", "nova-orch-report"]
+    assert states["nova-orch-report"][1]["require"] == ["nova-orch-canary"]
     trust = states["nova-orch-migration-trust"][1]
     assert trust["tgt"] == ["cmp1", "cmp2", "cmp3"] and trust["sls"] == "nova.migration"
     step = states["nova-orch-canary"][1]

@@ -286,7 +286,8 @@ def test_render_a_down_minion_fails_its_own_step_not_the_sync(minion):
         assert (args["expect_minions"], args["allow_fail"], args["failhard"]) == (True, 1, True)
     assert list(states)[-1] == "nova-orch-report"
     fun, args = states["nova-orch-report"]
-    assert fun == "nova_orch.report" and args["require"] == ["nova-orch-discover"]
+    # the last step before it: the computes' migration trust (two computes)
+    assert fun == "nova_orch.report" and args["require"] == ["nova-orch-migration-trust"]
 
 
 def test_render_the_report_comes_after_the_aggregates(minion):
