@@ -30,13 +30,8 @@ def __virtual__():
 
 
 def _conn(auth=None, cloud=None):
-    configured = {}
-    if auth is None and cloud is None:
-        get = __salt__["config.get"]
-        configured = {
-            "configured_auth": get("openstack_compute:auth") or get("openstack_keystone:auth"),
-            "configured_cloud": get("openstack_compute:cloud") or get("openstack_keystone:cloud")}
-    creds = __utils__["openstack_session.credentials"](auth, cloud, **configured)
+    creds = __utils__["openstack_session.module_credentials"](
+        auth, cloud, __salt__["config.get"], ("openstack_compute", "openstack_keystone"))
     return __utils__["openstack_session.connect"](creds, __context__,
                                                   __utils__["openstack_state.mask"])
 

@@ -14,7 +14,6 @@ import errno
 import fcntl
 import logging
 import os
-import tempfile
 
 try:
     from salt.exceptions import CommandExecutionError
@@ -97,36 +96,12 @@ class _LockedFile:
 
 
 def _atomic_write(path, text, stat):
-    """Write ``text`` beside ``path`` (same mode and owner), fsync, rename, fsync the folder."""
-    real = os.path.realpath(path)
-    folder, base = os.path.split(real)
-    data = text.encode("utf-8", "surrogateescape")
+    """Replace ``path`` by ``text`` atomically, keeping its mode and owner."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=folder)
+        __utils__["openstack_files.atomic_write"](path, text, stat.st_mode & 0o7777,
+                                                 stat.st_uid, stat.st_gid)
     except OSError as exc:
         raise _os_error(path, "write", exc) from None
-    try:
-        try:
-            os.fchmod(fd, stat.st_mode & 0o7777)
-            os.fchown(fd, stat.st_uid, stat.st_gid)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, real)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise _os_error(path, "write", exc) from None
-    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _edit(path, wanted, test, secret_keys):

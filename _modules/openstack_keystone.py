@@ -33,11 +33,8 @@ def __virtual__():
 
 def _conn(auth=None, cloud=None):
     """The run's connection for these credentials (one token, one pool)."""
-    configured = {}
-    if auth is None and cloud is None:
-        configured = {"configured_auth": __salt__["config.get"]("openstack_keystone:auth"),
-                      "configured_cloud": __salt__["config.get"]("openstack_keystone:cloud")}
-    creds = __utils__["openstack_session.credentials"](auth, cloud, **configured)
+    creds = __utils__["openstack_session.module_credentials"](
+        auth, cloud, __salt__["config.get"], ("openstack_keystone",))
     return __utils__["openstack_session.connect"](creds, __context__,
                                                   __utils__["openstack_state.mask"])
 

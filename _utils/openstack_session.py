@@ -162,6 +162,24 @@ def credentials(auth=None, cloud=None, configured_auth=None, configured_cloud=No
     return creds
 
 
+def module_credentials(auth, cloud, config_get, prefixes):
+    """``credentials`` for an execution module: with neither ``auth`` nor
+    ``cloud``, the configured ``<prefix>:auth`` / ``<prefix>:cloud`` of the
+    first of ``prefixes`` that has one (``config_get``: the module's
+    ``config.get``)."""
+    if auth is not None or cloud is not None:
+        return credentials(auth, cloud)
+
+    def first(key):
+        for prefix in prefixes:
+            value = config_get(f"{prefix}:{key}")
+            if value:
+                return value
+        return None
+
+    return credentials(configured_auth=first("auth"), configured_cloud=first("cloud"))
+
+
 def identity_url(auth_url):
     """The v3 root from an auth URL given with or without ``/v3``."""
     url = str(auth_url).rstrip("/")
