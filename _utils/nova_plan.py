@@ -312,6 +312,7 @@ class _Plan:
                 watch.append("nova-packages")
             running.append(_state(f"nova-service-{svc}", name=self.look["services"][svc],
                                   sig=self.look["service_sigs"].get(svc),
+                                  init_delay=self.look.get("service_init_delay"),
                                   require=require, watch=watch or None))
             # started at boot too; a state of its own, because service.running
             # with enable would report a start as "already enabled, and is running"
