@@ -527,8 +527,13 @@ class _Plan:
             out["policy"] = {"absent": [_state("nova-policy-file-absent",
                                                name=self.facts["policy_file"][0])]}
         if "packages" in concerns:
-            out["packages"] = {"purged": [_state("nova-packages-purged", pkgs=(
-                self.facts["packages"] + [look["pkgs"][p] for p in ("common", "python")]))]}
+            pkgs = self.facts["packages"] + [look["pkgs"][p] for p in ("common", "python")]
+            # a nova:version pin holds them (apt-mark hold / versionlock): a
+            # held package is never purged, so the hold goes first
+            out["packages"] = {
+                "unheld": [_state("nova-packages-unheld", pkgs=pkgs)],
+                "purged": [_state("nova-packages-purged", pkgs=pkgs,
+                                  require=["nova-packages-unheld"])]}
         if "config" in concerns:
             files = [(fid, path) for fid, path, _ in self.facts["files"]]
             files += [(fid, spec["path"]) for fid, spec in sorted(self.facts["server_files"].items())]
