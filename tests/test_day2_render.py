@@ -79,6 +79,8 @@ def test_deploy_ends_with_trust_and_canary(minion):
     assert states["nova-orch-report"][1]["require"] == ["nova-orch-canary"]
     trust = states["nova-orch-migration-trust"][1]
     assert trust["tgt"] == ["cmp1", "cmp2", "cmp3"] and trust["sls"] == "nova.migration"
+    # a compute down was named at its batch (max_fail): not failed again here
+    assert trust["expect_minions"] is False
     step = states["nova-orch-canary"][1]
     assert step["tgt"] == ["ctl1"] and step["sls"] == "nova.canary"
     assert step["pillar"] == {"nova": {"canary": {"hosts": ["cmp1", "cmp2", "cmp3"]}}}

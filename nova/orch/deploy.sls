@@ -133,12 +133,16 @@ nova-orch-aggregates:
 {%-     if to.trust %}
 
 # migration trust: a compute's own run saw the computes before it in the
-# mine; now every compute trusts every other (a host that joined included)
+# mine; now every compute trusts every other (a host that joined included).
+# A compute that does not answer was already failed (or let through by
+# max_fail) at its batch, and is named by the report: its trust waits for
+# the next rollout
 nova-orch-migration-trust:
   salt.state:
     - tgt: {{ to.computes.tgt|json }}
     - tgt_type: {{ to.computes.tgt_type }}
     - sls: nova.migration
+    - expect_minions: False
     - failhard: True
     - require:
       - {{ last }}
