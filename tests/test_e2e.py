@@ -409,7 +409,10 @@ def test_a_start_says_started(deployed):
     assert "start 1 (nova-service-scheduler)" in dry.proc.stdout, dry.proc.stdout
     run = apply()
     run.assert_ok()
-    assert run["nova-service-scheduler"]["comment"] == "Started service nova-scheduler"
+    # Salt's words for a start it waited for (Debian: lookup:service_init_delay,
+    # the init script's status asked only once the daemon has exec'd)
+    assert run["nova-service-scheduler"]["comment"] == (
+        "Started service nova-scheduler\nDelayed return for 1 seconds")
     assert set(run.changed) == {"nova-service-scheduler"}
 
 
