@@ -44,7 +44,10 @@ def test_a_real_loader_answers_without_importing_every_module(tmp_path):
 
     def loaded(module_dirs):
         opts = salt.config.minion_config(None)
+        # the extension modules too (minion_config put them under the
+        # default cachedir, where a synced formula may lie)
         opts.update({"file_client": "local", "cachedir": str(tmp_path / "cache"),
+                     "extension_modules": str(tmp_path / "cache" / "extmods"),
                      "disable_modules": ["systemd_service"], "module_dirs": module_dirs,
                      "grains": {"kernel": "Linux", "os": "Debian", "os_family": "Debian"}})
         funcs = salt.loader.minion_mods(opts)
