@@ -129,7 +129,8 @@ def bench_salt(src, workdir):
     import salt.loader
 
     opts = salt.config.minion_config(None)
-    opts.update({"file_client": "local", "test": False, "cachedir": os.path.join(workdir, "salt-cache")})
+    opts.update({"file_client": "local", "test": False, "cachedir": os.path.join(workdir, "salt-cache"),
+                 "extension_modules": os.path.join(workdir, "salt-cache", "extmods")})
     utils = salt.loader.utils(opts)
     funcs = salt.loader.minion_mods(opts, utils=utils)
     states = salt.loader.states(opts, funcs, utils, {})

@@ -62,6 +62,9 @@ def _serve(root, platform, minion_id, grains):
     opts.update({
         "id": minion_id, "file_client": "local", "root_dir": root,
         "cachedir": os.path.join(root, "cache"), "pki_dir": os.path.join(root, "pki"),
+        # set with cachedir: minion_config derived it from the default one
+        # (/var/cache/salt/minion), where a sync would leave our modules
+        "extension_modules": os.path.join(root, "cache", "extmods"),
         "sock_dir": os.path.join(root, "sock"), "log_file": os.path.join(root, "minion.log"),
         "file_roots": {"base": [formula_roots()]}, "module_dirs": [REPO],
         "grains": dict(GRAINS[platform], id=minion_id, **grains), "pillar": {},
