@@ -30,10 +30,9 @@ def __virtual__():
 
 
 def _conn(auth=None, cloud=None):
-    creds = __utils__["openstack_session.module_credentials"](
-        auth, cloud, __salt__["config.get"], ("openstack_compute", "openstack_keystone"))
-    return __utils__["openstack_session.connect"](creds, __context__,
-                                                  __utils__["openstack_state.mask"])
+    return __utils__["openstack_session.module_connect"](
+        auth, cloud, __salt__["config.get"], ("openstack_compute", "openstack_keystone"), __context__,
+        __utils__["openstack_state.mask"])
 
 
 def _nova(conn, method, path, mv=MV_BOOT, **kwargs):

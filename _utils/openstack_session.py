@@ -162,13 +162,13 @@ def credentials(auth=None, cloud=None, configured_auth=None, configured_cloud=No
     return creds
 
 
-def module_credentials(auth, cloud, config_get, prefixes):
-    """``credentials`` for an execution module: with neither ``auth`` nor
-    ``cloud``, the configured ``<prefix>:auth`` / ``<prefix>:cloud`` of the
-    first of ``prefixes`` that has one (``config_get``: the module's
+def module_connect(auth, cloud, config_get, prefixes, context, mask):
+    """An execution module's connection (``connect``): for ``auth`` or
+    ``cloud``, else the configured ``<prefix>:auth`` / ``<prefix>:cloud`` of
+    the first of ``prefixes`` that has one (``config_get``: the module's
     ``config.get``)."""
     if auth is not None or cloud is not None:
-        return credentials(auth, cloud)
+        return connect(credentials(auth, cloud), context, mask)
 
     def first(key):
         for prefix in prefixes:
@@ -177,7 +177,8 @@ def module_credentials(auth, cloud, config_get, prefixes):
                 return value
         return None
 
-    return credentials(configured_auth=first("auth"), configured_cloud=first("cloud"))
+    creds = credentials(configured_auth=first("auth"), configured_cloud=first("cloud"))
+    return connect(creds, context, mask)
 
 
 def identity_url(auth_url):
