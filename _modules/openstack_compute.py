@@ -71,7 +71,8 @@ def _conn(auth=None, cloud=None):
     """The run's connection for these credentials (one token, one pool)."""
     return __utils__["openstack_session.module_connect"](
         auth, cloud, __salt__["config.get"], ("openstack_compute", "openstack_keystone"), __context__,
-        __utils__["openstack_state.mask"])
+        __utils__["openstack_state.mask"],
+        __utils__["openstack_tokens.store_for"](__opts__, __salt__["config.get"]))
 
 
 def _nova(conn, method, path, microversion, **kwargs):

@@ -35,19 +35,36 @@ def _conn(auth=None, cloud=None):
     """The run's connection for these credentials (one token, one pool)."""
     return __utils__["openstack_session.module_connect"](
         auth, cloud, __salt__["config.get"], ("openstack_keystone",), __context__,
-        __utils__["openstack_state.mask"])
+        __utils__["openstack_state.mask"],
+        __utils__["openstack_tokens.store_for"](__opts__, __salt__["config.get"]))
 
 
-def request_count():
-    """HTTP requests sent to Keystone so far in this run (all credential sets).
+def token_cache_clear():
+    """Forget the Keystone tokens kept between runs (openstack_tokens); the
+    next run logs in again. Returns how many there were.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ctl1 openstack_keystone.token_cache_clear
+    """
+    return __utils__["openstack_tokens.clear"](__opts__["cachedir"])
+
+
+def request_count(logins=False):
+    """HTTP requests sent to Keystone so far in this run (all credential sets);
+    with ``logins=True`` only the password logins (``POST /v3/auth/tokens``:
+    each costs Keystone a bcrypt hash).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' openstack_keystone.request_count
+        salt '*' openstack_keystone.request_count logins=True
     """
-    return __utils__["openstack_session.request_count"](__context__)
+    return __utils__["openstack_session.request_count"](__context__, logins)
 
 
 def _q(value):
@@ -277,13 +294,52 @@ def user_authenticate(name, password, domain="Default", auth=None, cloud=None):
     """
     conn = _conn(auth, cloud)
     did = domain_id(domain, auth, cloud)
+    store = conn.store
+    slot = store.slot("user", conn.url, name, did, password) if store is not None else None
+    kept = store.load(slot) if store is not None else None
+    if kept is not None:
+        ref = _kept_user_token(conn, name, did, kept["token"], password)
+        if ref is not None:
+            return ref
+        store.forget(slot)
     body = {"auth": {"identity": {"methods": ["password"], "password": {
         "user": {"name": name, "domain": {"id": did}, "password": password}}}}}
-    status, data = conn.call("POST", "/auth/tokens?nocatalog", body, ok=(201, 401),
-                             authenticated=False, secrets_=(password,))
+    status, data, headers = conn.call("POST", "/auth/tokens?nocatalog", body, ok=(201, 401),
+                                      authenticated=False, secrets_=(password,), full=True)
     if status != 201:
         return None
     token = data["token"]
+    if store is not None and headers.get("X-Subject-Token"):
+        store.save(slot, {"token": headers["X-Subject-Token"],
+                          "expires": __utils__["openstack_tokens.expires_at"](
+                              token.get("expires_at"))})
+    return _token_user_ref(conn, name, did, token)
+
+
+def _kept_user_token(conn, name, did, subject, password):
+    """The user's ref from a token kept by an earlier run (openstack_tokens),
+    validated by the admin: Keystone answers 404 for a token revoked by a
+    password change, a disabled or deleted user, or a project role gone. The
+    token's project is the default project at its login, so the user's record
+    says whether it still is (None: it is not, the caller looks further)."""
+    status, data = conn.call("GET", "/auth/tokens?nocatalog", ok=(200, 401, 404),
+                             headers={"X-Subject-Token": subject},
+                             secrets_=(password, subject))
+    if status != 200:
+        return None
+    token = data["token"]
+    if token["user"]["name"] != name or token["user"]["domain"]["id"] != did:
+        return None
+    _, rec = conn.call("GET", f"/users/{_q(token['user']['id'])}", ok=(200,))
+    rec = rec["user"]
+    project = (token.get("project") or {}).get("id")
+    if project != rec.get("default_project_id"):
+        token = dict(token, project=None, roles=[])
+    return _token_user_ref(conn, name, did, token)
+
+
+def _token_user_ref(conn, name, did, token):
+    """The user's ref (and the roles it names, for role_present) from a token."""
     user = token["user"]
     # No scope asked: Keystone scopes the token to the user's default project
     # when the user has a role there, and lists those roles (global ones, with

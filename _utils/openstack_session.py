@@ -162,13 +162,13 @@ def credentials(auth=None, cloud=None, configured_auth=None, configured_cloud=No
     return creds
 
 
-def module_connect(auth, cloud, config_get, prefixes, context, mask):
+def module_connect(auth, cloud, config_get, prefixes, context, mask, store=None):
     """An execution module's connection (``connect``): for ``auth`` or
     ``cloud``, else the configured ``<prefix>:auth`` / ``<prefix>:cloud`` of
     the first of ``prefixes`` that has one (``config_get``: the module's
-    ``config.get``)."""
+    ``config.get``); ``store``: see ``connect``."""
     if auth is not None or cloud is not None:
-        return connect(credentials(auth, cloud), context, mask)
+        return connect(credentials(auth, cloud), context, mask, store)
 
     def first(key):
         for prefix in prefixes:
@@ -178,7 +178,7 @@ def module_connect(auth, cloud, config_get, prefixes, context, mask):
         return None
 
     creds = credentials(configured_auth=first("auth"), configured_cloud=first("cloud"))
-    return connect(creds, context, mask)
+    return connect(creds, context, mask, store)
 
 
 def identity_url(auth_url):
@@ -213,11 +213,20 @@ def api_message(data, default=""):
 
 
 class _Conn:
-    def __init__(self, creds, mask):
+    def __init__(self, creds, mask, store=None):
         self.mask = mask
+        # Tokens kept between runs (openstack_tokens): the admin's, and the
+        # service users' checked by user_authenticate.
+        self.store = store
+        self._slot = None
+        if store is not None:
+            self._slot = store.slot("admin", {k: v for k, v in creds.items()
+                                              if not k.startswith("_")})
+        self._kept = None
         self.url = identity_url(creds["auth_url"])
         self.username = creds["username"]
         self.requests = 0
+        self.logins = 0
         self.cache = {}
         self.domains = {}  # name -> id
         self.interface = creds.get("interface") or "public"
@@ -256,6 +265,9 @@ class _Conn:
 
     def _count(self, response, *args, **kwargs):
         self.requests += 1
+        request = response.request
+        if request.method == "POST" and request.path_url.split("?")[0].endswith("/auth/tokens"):
+            self.logins += 1  # a password login: Keystone's bcrypt
 
     def clean(self, text):
         """``text`` (an API's answer, returned as data) with the admin password masked."""
@@ -274,15 +286,22 @@ class _Conn:
         return f"{name} at {url} failed ({what}): {type(exc).__name__}: {exc}"
 
     def login(self):
-        """Get the admin token once; learn the admin's domain ids from it."""
+        """Get the admin token once (the kept one while it lives, see
+        openstack_tokens); learn the admin's domain ids from it."""
         if self._authenticated:
             return
+        plugin = self.session.auth
+        kept = self.store.load(self._slot) if self.store is not None else None
+        if kept is not None:
+            plugin.set_auth_state(kept["state"])
         try:
-            access = self.session.auth.get_access(self.session)
+            access = plugin.get_access(self.session)
         except ks_exc.ClientException as exc:
             raise CommandExecutionError(
                 self.mask(self._error(exc, "admin token"), self._secrets)) from None
         self._authenticated = True
+        self._kept = kept["state"] if kept is not None else None
+        self._keep()
         for name, did in ((access.user_domain_name, access.user_domain_id),
                           (access.project_domain_name, access.project_domain_id)):
             if name and did:
@@ -310,17 +329,37 @@ class _Conn:
             self.endpoints[service] = url.rstrip("/")
         return self.endpoints[service]
 
+    def _keep(self):
+        """Save the admin token when it is not the kept one: a new login, or
+        keystoneauth's own second try after a 401 (a kept token revoked)."""
+        if self.store is None:
+            return
+        plugin = self.session.auth
+        state = plugin.get_auth_state()
+        if state and state != self._kept and plugin.auth_ref.expires:
+            self.store.save(self._slot, {"state": state,
+                                         "expires": plugin.auth_ref.expires.timestamp()})
+            self._kept = state
+
     def call(self, method, path, body=None, params=None, ok=(200, 201, 204),
-             authenticated=True, secrets_=(), service="identity", microversion=None):
+             authenticated=True, secrets_=(), service="identity", microversion=None,
+             headers=None, full=False):
         """One request to ``service`` (identity, compute, placement) with its
-        ``microversion`` pinned; returns (status, json body or None). A status
-        outside ``ok`` raises with the API's own message."""
+        ``microversion`` pinned; returns (status, json body or None), and the
+        response headers with ``full``. A status outside ``ok`` raises with
+        the API's own message."""
         if authenticated:
             self.login()
+        status, data, resp_headers = self._call(method, path, body, params, ok, authenticated,
+                                                secrets_, service, microversion, headers)
+        return (status, data, resp_headers) if full else (status, data)
+
+    def _call(self, method, path, body, params, ok, authenticated, secrets_, service,
+              microversion, extra_headers):
         name, log_name = _SERVICES[service]
         what = f"{method} {path}"
         secrets_ = tuple(secrets_) + self._secrets
-        headers = {}
+        headers = dict(extra_headers or {})
         if microversion:
             headers["OpenStack-API-Version"] = f"{service} {microversion}"
             if service == "compute":  # the header older Nova API code reads
@@ -341,6 +380,8 @@ class _Conn:
                 raise CommandExecutionError(
                     self.mask(self._error(exc, what, service), secrets_)) from None
         log.debug("%s: %s %s -> %s", log_name, method, path, resp.status_code)
+        if authenticated:
+            self._keep()
         try:
             data = resp.json() if resp.content else None
         except ValueError:
@@ -352,24 +393,26 @@ class _Conn:
             raise CommandExecutionError(self.mask(
                 f"{name} at {self.endpoints.get(service, self.url)} answered {what} with "
                 f"HTTP {resp.status_code}: {api_message(data, resp.reason)}{hint}", secrets_))
-        return resp.status_code, data
+        return resp.status_code, data, resp.headers
 
 
-def connect(creds, context, mask):
+def connect(creds, context, mask, store=None):
     """The connection of ``creds`` (from :func:`credentials`), made once per
     run and kept in ``context`` under a keyed hash of the credentials.
-    ``mask(text, secrets)`` cleans every error text."""
+    ``mask(text, secrets)`` cleans every error text; ``store`` (an
+    openstack_tokens store, or None) keeps tokens between runs."""
     digest = hmac.new(_CACHE_KEY, json.dumps(creds, sort_keys=True, default=str).encode(),
                       hashlib.sha256).hexdigest()
     key = _CTX + digest
     if key not in context:
-        context[key] = _Conn(creds, mask)
+        context[key] = _Conn(creds, mask, store)
     return context[key]
 
 
-def request_count(context):
-    """HTTP requests sent so far in this run (all credential sets)."""
-    return sum(v.requests for k, v in context.items()
+def request_count(context, logins=False):
+    """HTTP requests sent so far in this run (all credential sets); with
+    ``logins``, only the password logins among them."""
+    return sum(v.logins if logins else v.requests for k, v in context.items()
                if isinstance(k, str) and k.startswith(_CTX))
 
 

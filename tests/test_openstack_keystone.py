@@ -12,6 +12,7 @@ Records are checked with an independent keystoneauth1 admin client, not with the
 module under test.
 """
 import http.server
+import json
 import logging
 import os
 import ssl
@@ -185,6 +186,10 @@ compute-endpoints-2:
 request-count:
   module.run:
     - openstack_keystone.request_count: []
+login-count:
+  module.run:
+    - openstack_keystone.request_count:
+      - logins: true
 """
 GUIDE_URL = "http://127.0.0.1:8774/v2/%(tenant_id)s"
 NEW_URL = "http://127.0.0.1:8774/v2.1"
@@ -198,11 +203,29 @@ def _pillar(names, **kst):
 
 
 def _record_changes(run):
-    return {sid: r["changes"] for sid, r in run.changed.items() if sid != "request-count"}
+    return {sid: r["changes"] for sid, r in run.changed.items()
+            if sid not in ("request-count", "login-count")}
 
 
 def _requests(run):
     return run["request-count"]["changes"]["openstack_keystone.request_count"]
+
+
+def _logins(run):
+    return run["login-count"]["changes"]["openstack_keystone.request_count"]
+
+
+def _kept_tokens(salt_call):
+    """The token store's files (openstack_tokens) under the minion's cachedir."""
+    folder = os.path.join(salt_call.opts["cachedir"], "openstack_tokens")
+    if not os.path.isdir(folder):
+        return folder, {}
+    found = {}
+    for name in os.listdir(folder):
+        if not name.startswith("."):
+            with open(os.path.join(folder, name)) as fh:
+                found[name] = json.load(fh)
+    return folder, found
 
 
 def test_guide_records_idempotent_repaired_and_no_password_logged(salt_call, admin, names):
@@ -222,15 +245,28 @@ def test_guide_records_idempotent_repaired_and_no_password_logged(salt_call, adm
     # 2. the compute user gets a token scoped to the service project with its pillar password
     assert admin.token_for(names["user"], names["password"], names["project"])
 
-    # 3. a second and a third apply change nothing; exactly three endpoints remain
-    for _ in range(2):
-        run = salt_call.apply("kst").assert_ok()
-        assert _record_changes(run) == {}
-        # the admin token, the project, the user's login (Keystone scopes it to the
-        # default project and lists the user's roles there: no user lookup, no role
-        # list), the grant check, the service, the endpoints
-        assert _requests(run) == 6
+    # 3. a second and a third apply change nothing; exactly three endpoints remain.
+    # Second: the admin token kept by the first run (no request), the project,
+    # the user's login (Keystone scopes it to the default project and lists the
+    # user's roles there: no role list), the grant check, the service, the
+    # endpoints. Third: the user's kept token validated and its record read
+    # instead of a login: no password login at all (no bcrypt in Keystone).
+    run = salt_call.apply("kst").assert_ok()
+    assert _record_changes(run) == {}
+    assert (_requests(run), _logins(run)) == (5, 1)
+    run = salt_call.apply("kst").assert_ok()
+    assert _record_changes(run) == {}
+    assert (_requests(run), _logins(run)) == (6, 0)
     assert len(admin.endpoints(names["service"], names["region"])) == 3
+    folder, kept = _kept_tokens(salt_call)
+    assert len(kept) == 2  # the admin's, the compute user's
+    assert os.stat(folder).st_mode & 0o777 == 0o700
+    for name in os.listdir(folder):
+        assert os.stat(os.path.join(folder, name)).st_mode & 0o777 == 0o600
+        with open(os.path.join(folder, name), "rb") as fh:
+            stored = fh.read()
+        for secret in (names["password"], admin.password):
+            assert secret.encode() not in stored
 
     # 4. test=True reports a URL change and changes nothing
     salt_call.set_pillar(_pillar(names, public=NEW_URL))
@@ -266,15 +302,56 @@ def test_guide_records_idempotent_repaired_and_no_password_logged(salt_call, adm
     assert {k: v["id"] for k, v in after.items()} == {
         e["interface"]: e["id"] for e in admin.endpoints(names["service"], names["region"])}
 
-    # 8. a password changed by hand is put back
+    # 8. a password changed by hand is put back: Keystone revoked the kept
+    # token with the change, so the validation fails and the login shows it
     user = admin.first("users", name=names["user"], domain_id="default")
+    assert _logins(salt_call.apply("kst").assert_ok()) == 0  # the user's token is kept
     admin.session.patch(admin.url + f"/users/{user['id']}",
                         json={"user": {"password": "changed-by-hand-1"}})
     assert not admin.token_for(names["user"], names["password"], names["project"])
+    assert _record_changes(salt_call.apply("kst", test=True)) == {
+        "compute-user": {"password": "********"}}
     run = salt_call.apply("kst").assert_ok()
     assert _record_changes(run) == {"compute-user": {"password": "********"}}
     assert admin.token_for(names["user"], names["password"], names["project"])
     assert _record_changes(salt_call.apply("kst").assert_ok()) == {}
+
+    # 8b. a default project changed by hand (no token is revoked by that) is
+    # still seen by a run whose user token is kept, and put back
+    other = admin.session.post(admin.url + "/projects", json={"project": {
+        "name": names["project"] + "-other", "domain_id": "default"}}).json()["project"]
+    try:
+        run = salt_call.apply("kst").assert_ok()
+        assert (_record_changes(run), _logins(run)) == ({}, 0)
+        admin.session.patch(admin.url + f"/users/{user['id']}",
+                            json={"user": {"default_project_id": other["id"]}})
+        changes = _record_changes(salt_call.apply("kst", test=True))
+        assert changes["compute-user"]["default_project_id"]["new"] == names["project"]
+        run = salt_call.apply("kst").assert_ok()
+        assert set(_record_changes(run)) == {"compute-user"}
+        assert admin.get(f"/users/{user['id']}")["user"]["default_project_id"] != other["id"]
+    finally:
+        admin.delete(f"/projects/{other['id']}")
+
+    # 8c. the kept admin token revoked by hand: the run logs in again (once)
+    # and keeps the new token; the next run logs in no more
+    _, kept = _kept_tokens(salt_call)
+    admin_tokens = [json.loads(e["state"])["auth_token"] for e in kept.values() if "state" in e]
+    assert len(admin_tokens) == 1
+    admin.session.delete(admin.url + "/auth/tokens",
+                         headers={"X-Subject-Token": admin_tokens[0]})
+    run = salt_call.apply("kst").assert_ok()
+    assert (_record_changes(run), _logins(run)) == ({}, 1)
+    assert _logins(salt_call.apply("kst").assert_ok()) == 0
+
+    # 8d. with openstack_keystone:token_cache false nothing is kept or read
+    salt_call.set_pillar(dict(_pillar(names, public=NEW_URL, region2=names["region2"],
+                                      url2="http://10.9.9.9:8774/v2.1"),
+                              openstack_keystone={"cloud": CLOUD, "token_cache": False}))
+    assert salt_call.run("openstack_keystone.token_cache_clear", check=True)[1] == 2
+    run = salt_call.apply("kst").assert_ok()
+    assert (_record_changes(run), _logins(run)) == ({}, 2)
+    assert _kept_tokens(salt_call)[1] == {}
 
     # 9. no password in the output nor in the debug-level minion log
     with open(salt_call.log_file) as fh:
