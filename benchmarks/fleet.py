@@ -5,7 +5,7 @@ batches of 1 versus all at once, and the no-op rollout of each; then the
 whole ``salt-call state.apply nova`` no-op on a compute-only host against
 the controller's.
 
-    .venv/bin/python benchmarks/fleet.py [--runs 3] [--name nfbench] [--keep]
+    .venv/bin/python benchmarks/fleet.py [--runs 3] [--name nfbench] [--keep] [--noop-only]
 
 Each scenario starts from fresh computes (their hosts purged and started
 again: a minion and nothing else) and a converged controller, so "rollout"
@@ -13,6 +13,10 @@ is what adding N computes costs; the controller's own first rollout is
 printed once. No-op figures are medians of --runs samples. Targets
 (issue 13): the no-op rollout grows with the number of batches, not of
 hosts; the compute's salt-call no-op is at most 1/3 of the controller's.
+Beside each host's no-op, Salt's floor there (the same salt-call applying
+benchmarks/floor.sls) gives the formula's overhead on a real compute-only
+host (issue 17: <= 0.3 s). ``--noop-only``: ctl, cmp1 and cmp2 rolled out
+once, then only those salt-call figures.
 The fleet (ctl + cmp1..cmp4, ~1.8 GiB) is torn down at the end unless --keep.
 """
 import argparse
@@ -30,6 +34,7 @@ from nova_fleet import CTL, NovaFleet, changed_minions
 
 COMPUTES = ["cmp1", "cmp2", "cmp3", "cmp4"]
 SYSTEMD = ["cmp2"]  # Salt's systemd_service path; the others use init scripts
+FLOOR_SLS = "benchmarks.floor"  # benchmarks/floor.sls: the master serves the checkout
 
 
 def rollout(nf):
@@ -40,10 +45,11 @@ def rollout(nf):
     return took, steps
 
 
-def salt_call_noop(fleet, host):
-    """Seconds of a whole ``salt-call state.apply nova`` in ``host`` (no-op)."""
+def salt_call_noop(fleet, host, sls="nova"):
+    """(seconds, states, states' own seconds) of a whole ``salt-call
+    state.apply SLS`` in ``host``, through the master (a no-op)."""
     start = time.monotonic()
-    cp = fleet.run(host, ["/opt/salt/bin/salt-call", "--out=json", "state.apply", "nova"],
+    cp = fleet.run(host, ["/opt/salt/bin/salt-call", "--out=json", "state.apply", sls],
                    timeout=600)
     took = time.monotonic() - start
     ret = json.loads(cp.stdout)["local"]
@@ -51,6 +57,43 @@ def salt_call_noop(fleet, host):
     if changed or not all(r["result"] is True for r in ret.values()):
         sys.exit(f"{host}: the no-op apply was not one: changed {changed}")
     return took, len(ret), sum(r.get("duration", 0) for r in ret.values()) / 1000
+
+
+def noop_calls(fleet, runs):
+    """Per host: the whole no-op ``salt-call state.apply nova`` and Salt's floor
+    (the same salt-call applying benchmarks/floor.sls, one test.nop),
+    interleaved, medians of ``runs`` after one warm-up of each."""
+    calls = {}
+    for host in (CTL, "cmp1", "cmp2"):
+        salt_call_noop(fleet, host, FLOOR_SLS)
+        salt_call_noop(fleet, host)
+        nova, floor = [], []
+        for _ in range(runs):
+            floor.append(salt_call_noop(fleet, host, FLOOR_SLS)[0])
+            nova.append(salt_call_noop(fleet, host))
+        calls[host] = {"whole": statistics.median(s[0] for s in nova), "states": nova[0][1],
+                       "own": statistics.median(s[2] for s in nova),
+                       "floor": statistics.median(floor),
+                       "spread": (min(s[0] for s in nova), max(s[0] for s in nova))}
+        calls[host]["overhead"] = calls[host]["whole"] - calls[host]["floor"]
+    return calls
+
+
+def print_calls(calls):
+    ctl = calls[CTL]
+    print("\n| `salt-call state.apply nova`, no-op, through the master | whole s (spread) | "
+          "floor s | overhead s | states | states' own s | whole vs controller | "
+          "overhead vs controller |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for host, what in ((CTL, "controller, init scripts"), ("cmp1", "compute, init scripts"),
+                       ("cmp2", "compute, systemd")):
+        c = calls[host]
+        print(f"| {what} ({host}) | {c['whole']:.2f} ({c['spread'][0]:.2f}-{c['spread'][1]:.2f}) "
+              f"| {c['floor']:.2f} | {c['overhead']:.2f} | {c['states']} | {c['own']:.2f} | "
+              f"{c['whole'] / ctl['whole']:.2f} | {c['overhead'] / ctl['overhead']:.2f} |")
+    print("\nfloor: the same salt-call applying benchmarks/floor.sls (one test.nop); "
+          "overhead = whole - floor (issue 17: <= 0.3 s on a compute-only host)")
+    print("target (issue 13): a compute's whole no-op <= 0.33 of the controller's")
 
 
 def fresh(fleet, hosts):
@@ -64,6 +107,9 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--name", default="nfbench")
     ap.add_argument("--keep", action="store_true", help="leave the fleet running")
+    ap.add_argument("--noop-only", action="store_true",
+                    help="ctl, cmp1 and cmp2 rolled out once, then only the salt-call "
+                         "no-op figures (no rollout scenarios)")
     ap.add_argument("--formula", default=REPO,
                     help="checkout the master serves (default: this one)")
     args = ap.parse_args()
@@ -73,14 +119,16 @@ def main():
     fleet = Fleet(name=args.name, formula=args.formula)
     fleet.down(purge=True)
     rows, calls, memory = [], {}, {}
+    hosts = COMPUTES[:2] if args.noop_only else COMPUTES
     try:
-        fleet.up([CTL] + COMPUTES, systemd=SYSTEMD)
+        fleet.up([CTL] + hosts, systemd=SYSTEMD)
         fleet.support_up()
-        nf = NovaFleet(fleet, computes=COMPUTES[:1])
+        nf = NovaFleet(fleet, computes=hosts[:2] if args.noop_only else hosts[:1])
         nf.prepare()
         first, _ = rollout(nf)
-        print(f"controller + 1 compute from nothing: {first:.0f} s", flush=True)
-        for n in (1, 2, 4):
+        print(f"controller + {len(nf.computes)} compute(s) from nothing: {first:.0f} s",
+              flush=True)
+        for n in () if args.noop_only else (1, 2, 4):
             for batch in sorted({1, n}):
                 hosts = COMPUTES[:n]
                 fresh(fleet, hosts)
@@ -98,18 +146,23 @@ def main():
                 print(f"{n} computes, batch {batch}: rollout {took:.0f} s, "
                       f"no-op {statistics.median(noops):.1f} s {[round(t, 1) for t in noops]}",
                       flush=True)
-        for host in (CTL, "cmp1", "cmp2"):
-            samples = [salt_call_noop(fleet, host) for _ in range(args.runs + 1)][1:]
-            calls[host] = (statistics.median(s[0] for s in samples), samples[0][1],
-                           statistics.median(s[2] for s in samples))
+        if args.noop_only:
+            rollout(nf)  # converged: the no-op figures need every host settled
+        calls = noop_calls(fleet, args.runs)
         # memory of the rolled-out hosts (every process of each, PSS)
-        memory = {host: fleet.memory(host) / 1024 for host in [CTL] + COMPUTES}
+        memory = {host: fleet.memory(host) / 1024 for host in [CTL] + hosts}
     finally:
         if not args.keep:
             fleet.down(purge=True)
 
-    print(f"\nfleet benchmark, {started}, load {load:.2f} at start, 2 cores, "
+    print(f"\nfleet benchmark, {started}, load {load:.2f} at start, "
+          f"{os.getloadavg()[0]:.2f} at the end, 2 cores, "
           f"{args.runs} samples per no-op (median)\n")
+    if args.noop_only:
+        print_calls(calls)
+        print("\nPSS after the rollout, MiB: " + ", ".join(
+            f"{host} {mib:.0f}" for host, mib in memory.items()))
+        return
     print("| computes | batch | batches | rollout s | no-op rollout s | no-op s per batch |")
     print("|---:|---:|---:|---:|---:|---:|")
     for n, batch, batches, took, noop in rows:
@@ -119,15 +172,7 @@ def main():
           "(hosts x4, batches x1)")
     by_batch = {n: noop for n, batch, _, _, noop in rows if batch == 1}
     print(f"no-op, batch 1, 4 computes vs 1: {by_batch[4] / by_batch[1]:.2f}x (batches x4)")
-    print("\n| salt-call state.apply nova, no-op | whole s | states | states' own s | "
-          "vs controller |")
-    print("|---|---:|---:|---:|---:|")
-    for host, what in ((CTL, "controller, init scripts"), ("cmp1", "compute, init scripts"),
-                       ("cmp2", "compute, systemd")):
-        took, n, own = calls[host]
-        print(f"| {what} ({host}) | {took:.2f} | {n} | {own:.2f} | "
-              f"{took / calls[CTL][0]:.2f} |")
-    print("\ntarget: a compute's whole no-op <= 0.33 of the controller's")
+    print_calls(calls)
     print("\nPSS after the rollout, MiB: " + ", ".join(
         f"{host} {mib:.0f}" for host, mib in memory.items())
           + " (ctl: salt-master, support layer and Nova's control plane; cmp2: systemd)")

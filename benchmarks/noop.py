@@ -50,7 +50,8 @@ SALT_CALL = os.path.join(REPO, ".venv", "bin", "salt-call")
 TARGETS = {"aio": 1.0, "compute": 0.3}
 STATE_TARGET_MS = 150.0
 
-FLOOR_SLS = "floor:\n  test.nop: []\n"
+with open(os.path.join(REPO, "benchmarks", "floor.sls")) as _fh:
+    FLOOR_SLS = _fh.read()  # one test.nop, shared with benchmarks/fleet.py
 MAP_SLS = ('{%- from "nova/map.jinja" import nova with context %}\n'
            "map-rendered:\n  test.nop:\n    - name: {{ nova.plan.concerns|length }}\n")
 
