@@ -44,11 +44,13 @@ def key_present(name):
     return _state(name, body)
 
 
-def published(name, sshd_dir="/etc/ssh"):
+def published(name, sshd_dir="/etc/ssh", tgt=None, tgt_type="list"):
     """The mine holds this compute's names, ``name``'s public key and the
-    host keys (``openstack_ssh.identity``), as they are now."""
+    host keys (``openstack_ssh.identity``), as they are now. ``tgt``: the
+    computes (this one among them), read once for this state and
+    ``trust_present``."""
     def body(ret):
-        want, have = _ssh("identity", name, sshd_dir), _ssh("published")
+        want, have = _ssh("identity", name, sshd_dir), _ssh("published", tgt, tgt_type)
         if want == have:
             ret["comment"] = "this compute's keys are in the mine"
             return

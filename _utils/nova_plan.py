@@ -446,7 +446,7 @@ class _Plan:
             "sshd": [_state("nova-migration-sshd", name=look["ssh_service"], enable=True,
                             reload=True, watch=["nova-migration-sftp"])],
             "key": [_state("nova-migration-key", name=user, require=after)],
-            "published": [_state("nova-migration-published", name=user,
+            "published": [_state("nova-migration-published", name=user, **tgt,
                                  require=["nova-migration-key", "nova-migration-sshd"])],
             "trust": [_state("nova-migration-trust", name=user, **tgt,
                              require=["nova-migration-published"])],

@@ -10,7 +10,11 @@ Records use unique names in a unique region and are deleted at the end.
     .venv/bin/python benchmarks/keystone.py [--runs N]
 
 Printed: wall time of one no-op `salt-call --local state.apply`, the time its
-Keystone states took (Salt's per-state durations), the HTTP requests they sent;
+Keystone states took (Salt's per-state durations), the HTTP requests they sent
+and how many of them were password logins (bcrypt in Keystone): with the
+tokens kept from the run before (openstack_tokens, the default) and, for
+comparison, with `openstack_keystone:token_cache: false` (every run logs in,
+as the peers do);
 the wall time and HTTP requests of the CLI checks; the same checks by
 openstacksdk in one process (benchmarks/keystone_sdk_peer.py, in its own venv
 .cache/bench-sdk-venv: openstacksdk and keystoneauth1 pinned below, their other
@@ -72,7 +76,12 @@ admin-role:
 request-count:
   module.run:
     - openstack_keystone.request_count: []
+login-count:
+  module.run:
+    - openstack_keystone.request_count:
+      - logins: true
 """
+COUNTERS = ("request-count", "login-count")
 
 
 def cli_checks(b):
@@ -125,7 +134,7 @@ def run_sdk(bench, runs):
     if proc.returncode:
         sys.exit(f"openstacksdk peer failed: {proc.stderr[-1500:]}")
     out = json.loads(proc.stdout)
-    return statistics.median(out["seconds"]), out["requests"], out["seconds"]
+    return statistics.median(out["seconds"]), out["requests"], out["seconds"], out["logins"]
 
 
 def cleanup(salt, b):
@@ -168,18 +177,29 @@ def main():
     salt.write_sls("bench_ks", SLS)
     try:
         salt.apply("bench_ks").assert_ok()  # create the records (not timed)
-        walls, state_times, counts = [], [], []
-        for _ in range(args.runs):
-            start = time.perf_counter()
-            run = salt.apply("bench_ks").assert_ok()
-            walls.append(time.perf_counter() - start)
-            changed = [sid for sid in run.changed if sid != "request-count"]
-            if changed:
-                sys.exit(f"no-op apply changed {changed}")
-            state_times.append(sum(r["duration"] for sid, r in run.states.items()
-                                   if sid != "request-count") / 1000.0)
-            counts.append(run["request-count"]["changes"]["openstack_keystone.request_count"])
-        sdk, sdk_requests, sdk_samples = run_sdk(bench, args.runs)
+
+        def noops(token_cache):
+            salt.set_pillar({"openstack_keystone": {"cloud": CLOUD, "token_cache": token_cache},
+                             "bench": bench})
+            salt.apply("bench_ks").assert_ok()  # warm-up (with the cache: keeps the tokens)
+            walls, state_times, counts, logins = [], [], [], []
+            for _ in range(args.runs):
+                start = time.perf_counter()
+                run = salt.apply("bench_ks").assert_ok()
+                walls.append(time.perf_counter() - start)
+                changed = [sid for sid in run.changed if sid not in COUNTERS]
+                if changed:
+                    sys.exit(f"no-op apply changed {changed}")
+                state_times.append(sum(r["duration"] for sid, r in run.states.items()
+                                       if sid not in COUNTERS) / 1000.0)
+                counts.append(run["request-count"]["changes"]["openstack_keystone.request_count"])
+                logins.append(run["login-count"]["changes"]["openstack_keystone.request_count"])
+            return walls, state_times, counts, logins
+
+        # without kept tokens (every run logs in, as the peers do), then with them
+        _, cold_times, cold_counts, cold_logins = noops(False)
+        walls, state_times, counts, logins = noops(True)
+        sdk, sdk_requests, sdk_samples, sdk_logins = run_sdk(bench, args.runs)
         cmds = cli_checks(bench)
         cli_times = [run_cli(cmds)[0] for _ in range(args.cli_runs)]
         _, cli_requests = run_cli(cmds, debug=True)  # counting pass, not timed
@@ -194,9 +214,15 @@ def main():
     print(f"records: project, admin role, and for compute and placement: user (password "
           f"checked), admin grant, service, 3 endpoints; {args.runs} no-op applies")
     print(f"openstack_keystone states : {states * 1000:8.1f} ms   HTTP requests {counts[0]:3d}"
-          f"   (whole salt-call --local state.apply: {wall:.2f} s)")
+          f", {logins[0]} logins   (tokens kept from the run before; whole salt-call --local "
+          f"state.apply: {wall:.2f} s)")
+    cold = statistics.median(cold_times)
+    print(f"  the same, token_cache off: {cold * 1000:6.1f} ms   HTTP requests "
+          f"{cold_counts[0]:3d}, {cold_logins[0]} logins   (samples "
+          f"{', '.join(f'{t * 1000:.0f}' for t in cold_times)} ms; vs openstacksdk "
+          f"{sdk / cold:.1f}x)")
     print(f"openstacksdk, one process : {sdk * 1000:8.1f} ms   HTTP requests {sdk_requests:3d}"
-          f"   (samples {', '.join(f'{t * 1000:.0f}' for t in sdk_samples)} ms)")
+          f", {sdk_logins} logins   (samples {', '.join(f'{t * 1000:.0f}' for t in sdk_samples)} ms)")
     print(f"our samples               : {', '.join(f'{t * 1000:.0f}' for t in state_times)} ms")
     print(f"openstack CLI, {len(cmds)} calls    : {cli * 1000:8.1f} ms   HTTP requests "
           f"{cli_requests:3d}   (no password check)")

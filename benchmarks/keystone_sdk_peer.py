@@ -5,7 +5,7 @@ formula or Ansible's openstack.cloud modules do them, in ONE process.
 
 Run by benchmarks/keystone.py with the benchmark's own venv (openstacksdk
 pinned there); reads the records and the users' passwords as JSON on stdin
-(never argv); prints {"seconds": [...], "requests": N} as JSON. The time
+(never argv); prints {"seconds": [...], "requests": N, "logins": L} as JSON. The time
 counts from the admin connection to the last check (interpreter start and
 imports left out, as our side leaves out salt-call's start-up).
 """
@@ -16,13 +16,15 @@ import time
 import keystoneauth1.session
 import openstack
 
-_count = {"n": 0}
+_count = {"n": 0, "logins": 0}
 _request = keystoneauth1.session.Session.request
 
 
-def _counting(self, *args, **kwargs):
+def _counting(self, url, method, *args, **kwargs):
     _count["n"] += 1
-    return _request(self, *args, **kwargs)
+    if method == "POST" and str(url).split("?")[0].endswith("/auth/tokens"):
+        _count["logins"] += 1  # a password login
+    return _request(self, url, method, *args, **kwargs)
 
 
 keystoneauth1.session.Session.request = _counting
@@ -56,12 +58,13 @@ def main():
     args = json.load(sys.stdin)
     seconds, counts = [], []
     for _ in range(args["runs"]):
-        _count["n"] = 0
+        _count["n"] = _count["logins"] = 0
         start = time.perf_counter()
         check(args["bench"], args["cloud"])
         seconds.append(time.perf_counter() - start)
-        counts.append(_count["n"])
-    json.dump({"seconds": seconds, "requests": counts[0]}, sys.stdout)
+        counts.append((_count["n"], _count["logins"]))
+    json.dump({"seconds": seconds, "requests": counts[0][0], "logins": counts[0][1]},
+              sys.stdout)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,12 @@ class Minion:
         self.states.__salt__ = {f"openstack_ssh.{n}": getattr(self.mod, n) for n in dir(self.mod)
                                 if not n.startswith("_") and callable(getattr(self.mod, n))}
         self.mid = mid
+        self.mod.__context__ = {}
+        self.mine_gets = 0
 
     def mine_get(self, tgt, fun, tgt_type="glob"):
         assert fun == "nova_migration" and tgt_type == "list"
+        self.mine_gets += 1
         tgt = [tgt] if isinstance(tgt, str) else tgt
         return {m: dict(v) for m, v in self.mine.items() if m in tgt}
 
@@ -49,14 +52,20 @@ class Minion:
     def mine_delete(self, fun):
         return self.mine.pop(self.mid, None) is not None
 
-    def state(self, fun, *args, test=False, **kwargs):
+    def state(self, fun, *args, test=False, new_run=True, **kwargs):
+        """One state; ``new_run``: in a run of its own (Salt's __context__ lives for one run)."""
+        if new_run:
+            self.mod.__context__ = {}
         self.opts["test"] = test
         return getattr(self.states, fun)(*args, **kwargs)
 
     def converge(self, tgt, test=False):
-        return [self.state("key_present", "nova", test=test),
-                self.state("published", "nova", sshd_dir=str(self.sshd_dir), test=test),
-                self.state("trust_present", "nova", tgt=tgt, test=test)]
+        """The migration concern's states in one run, as the plan orders them."""
+        self.mod.__context__ = {}
+        return [self.state("key_present", "nova", test=test, new_run=False),
+                self.state("published", "nova", sshd_dir=str(self.sshd_dir), tgt=tgt,
+                           test=test, new_run=False),
+                self.state("trust_present", "nova", tgt=tgt, test=test, new_run=False)]
 
 
 @pytest.fixture
@@ -96,8 +105,10 @@ def test_computes_trust_each_other_through_the_mine(fleet):
         added[mid] = rets[2]["changes"].get(str(m.home / ".ssh" / "authorized_keys"),
                                             {}).get("added")
     assert added == {"cmp1": ["cmp2", "cmp3"], "cmp2": ["cmp3"], "cmp3": None}
-    for m in minions.values():  # now nothing changes anywhere
+    for m in minions.values():  # now nothing changes anywhere, with one mine read per run
+        before = m.mine_gets
         assert not any(r["changes"] for r in m.converge(TGT))
+        assert m.mine_gets - before == 1
     ssh = minions["cmp1"].home / ".ssh"
     auth, known = _lines(ssh / "authorized_keys"), _lines(ssh / "known_hosts")
     assert [ln.split()[-1] for ln in auth] == ["nova-migration@cmp2", "nova-migration@cmp3"]
