@@ -496,11 +496,12 @@ def service_list(name, service_type=None, auth=None, cloud=None):
     conn = _conn(auth, cloud)
 
     def fetch():
-        _, data = conn.call("GET", "/services", params={"name": name})
-        # Filter here too: an older Keystone ignores the name filter.
-        return [s for s in data["services"] if s.get("name") == name]
+        # The whole catalog's services, once per run: a run that checks
+        # several services (compute, placement...) asks once, and a cloud has
+        # tens of services, not thousands.
+        return conn.call("GET", "/services")[1]["services"]
 
-    found = _cached_get(conn, ("service", name), fetch)
+    found = [s for s in _cached_get(conn, ("services",), fetch) if s.get("name") == name]
     if service_type:
         found = [s for s in found if s.get("type") == service_type]
     return list(found)
@@ -520,8 +521,8 @@ def service_create(name, service_type, description=None, auth=None, cloud=None):
     if description is not None:
         body["description"] = description
     _, data = conn.call("POST", "/services", {"service": body})
-    conn.cache.setdefault(("service", name), [])
-    conn.cache[("service", name)] = conn.cache[("service", name)] + [data["service"]]
+    if ("services",) in conn.cache:
+        conn.cache[("services",)] = conn.cache[("services",)] + [data["service"]]
     return data["service"]
 
 
@@ -535,7 +536,7 @@ def service_update(service_id, fields, auth=None, cloud=None):
         salt ctl1 openstack_keystone.service_update 0123abcd '{enabled: true}' cloud=admin
     """
     conn, rec = _patch("service", service_id, fields, auth, cloud)
-    conn.cache = {k: v for k, v in conn.cache.items() if k[0] != "service"}
+    conn.cache.pop(("services",), None)
     return rec
 
 
@@ -548,7 +549,7 @@ def service_delete(service_id, auth=None, cloud=None):
 
         salt ctl1 openstack_keystone.service_delete 0123abcd cloud=admin
     """
-    return _delete("service", service_id, auth, cloud, lambda key, _: key[0] == "service")
+    return _delete("service", service_id, auth, cloud, lambda key, _: key[0] == "services")
 
 
 def region_exists(region, auth=None, cloud=None):
@@ -600,14 +601,14 @@ def endpoint_list(service_id, region=None, interface=None, auth=None, cloud=None
         salt ctl1 openstack_keystone.endpoint_list 0123abcd region=RegionOne interface=public cloud=admin
     """
     conn = _conn(auth, cloud)
-    params = {"service_id": service_id}
-    if region:
-        params["region_id"] = region
-    if interface:
-        params["interface"] = interface
-    _, data = conn.call("GET", "/endpoints", params=params)
-    # Re-check on our side: a filter Keystone does not know is silently ignored.
-    return [e for e in data["endpoints"]
+    # The region's endpoints (Keystone filters on the region), once per run and
+    # region, the service picked here: a run that checks several services in
+    # one region asks once; the writes below keep the list current.
+    params = {"region_id": region} if region else None
+    found = _cached_get(conn, ("endpoints", region),
+                        lambda: conn.call("GET", "/endpoints", params=params)[1]["endpoints"])
+    # Re-check the region too: a filter Keystone does not know is silently ignored.
+    return [dict(e) for e in found
             if e.get("service_id") == service_id
             and (not region or e.get("region_id") == region)
             and (not interface or e.get("interface") == interface)]
@@ -624,7 +625,11 @@ def endpoint_create(service_id, interface, url, region, auth=None, cloud=None):
     """
     body = {"service_id": service_id, "interface": interface, "url": url,
             "region_id": region, "enabled": True}
-    _, data = _conn(auth, cloud).call("POST", "/endpoints", {"endpoint": body})
+    conn = _conn(auth, cloud)
+    _, data = conn.call("POST", "/endpoints", {"endpoint": body})
+    for key in (("endpoints", region), ("endpoints", None)):
+        if key in conn.cache:
+            conn.cache[key] = conn.cache[key] + [data["endpoint"]]
     return data["endpoint"]
 
 
@@ -637,7 +642,9 @@ def endpoint_update(endpoint_id, fields, auth=None, cloud=None):
 
         salt ctl1 openstack_keystone.endpoint_update 0123abcd '{url: http://ctl:8774/v2.1}' cloud=admin
     """
-    return _patch("endpoint", endpoint_id, fields, auth, cloud)[1]
+    conn, rec = _patch("endpoint", endpoint_id, fields, auth, cloud)
+    conn.cache = {k: v for k, v in conn.cache.items() if k[0] != "endpoints"}
+    return rec
 
 
 def endpoint_delete(endpoint_id, auth=None, cloud=None):
@@ -649,4 +656,4 @@ def endpoint_delete(endpoint_id, auth=None, cloud=None):
 
         salt ctl1 openstack_keystone.endpoint_delete 0123abcd cloud=admin
     """
-    return _delete("endpoint", endpoint_id, auth, cloud)
+    return _delete("endpoint", endpoint_id, auth, cloud, lambda key, _: key[0] == "endpoints")
