@@ -21,7 +21,7 @@ APT_OPTS=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=600
 
 # Installed now.
 PACKAGES=(keystone placement-api glance-api neutron-server python3-openstackclient
-          python3-pymysql crudini iptables iptables-persistent curl)
+          python3-pymysql crudini iptables iptables-persistent curl memcached)
 # More to install in the same run (space-separated), e.g. the fleet's controller layer
 # adds "mariadb-server rabbitmq-server memcached" (tests/fleet/build-ctl.sh).
 read -r -a EXTRA_PACKAGES <<<"${FTEST_EXTRA_PACKAGES:-}"

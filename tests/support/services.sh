@@ -155,8 +155,29 @@ resume() {
 }
 
 # ---------------------------------------------------------------- keystone
+# keystone_cache: Keystone caches through memcached (tokens, assignments,
+# catalog), as every production Keystone does (kolla, openstack-ansible,
+# puppet-keystone and the charms all set it up): without it each API request
+# costs ~45 ms of token validation on this machine, with it ~13 ms. Returns 1
+# when it changed keystone.conf (Keystone then needs a restart).
+keystone_cache() {
+    /etc/init.d/memcached status >/dev/null 2>&1 || /etc/init.d/memcached start >/dev/null \
+        || die "/etc/init.d/memcached start failed"
+    [ "$(crudini --get /etc/keystone/keystone.conf cache backend 2>/dev/null)" \
+        != oslo_cache.memcache_pool ] || return 0
+    ini_merge /etc/keystone/keystone.conf <<EOF
+[cache]
+enabled = true
+backend = oslo_cache.memcache_pool
+memcache_servers = 127.0.0.1:11211
+EOF
+    return 1
+}
+
 up_keystone() {
-    resume keystone keystone "$KS/v3" /var/log/keystone/keystone.log
+    local restart=0
+    keystone_cache || restart=1
+    resume keystone keystone "$KS/v3" /var/log/keystone/keystone.log "$restart"
     [ "$RESUMED" = 0 ] || return 0
     log "keystone: setting up"
     "${HELPER[@]}" db keystone
