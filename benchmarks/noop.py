@@ -19,11 +19,14 @@ Roles:
            must be deployed and converged (a run that changes anything stops
            the benchmark).
   compute  the same pillar with ``roles: [compute]`` (the AIO host stays
-           the fleet's controller by name only). On the converged AIO this
-           pillar would rewrite nova.conf (a compute-only node carries no
-           database URLs), so it runs with ``test=True``: the same checks a
-           no-op runs, and nothing changes. The states it reports as pending
-           are listed.
+           the fleet's controller by name only), a real no-op too: a
+           compute-only node's nova.conf carries no database URLs, so this
+           role's config files are copies of the AIO's (nova:lookup:files
+           points at them, under the benchmark's own folder), converged once
+           by a first apply (which restarts the AIO's nova-compute once: it
+           watches them), then measured like the all-in-one. The all-in-one's
+           own files are never written. A compute-only host of a real fleet,
+           through its master: benchmarks/fleet.py.
 
 Targets (issue 17): overhead <= 1.0 s (aio), <= 0.3 s (compute); no state
 over 150 ms.
@@ -85,6 +88,16 @@ def setup(role):
         fleet.update({"controllers": ["nova-bench-ctl"], "computes": [opts["id"]]})
         for key in ("conductors", "sync_conductor", "database", "identity"):
             fleet.pop(key, None)
+        # its own copies of the config files, which the first apply converges
+        etc = os.path.join(base, "etc")
+        os.makedirs(etc, mode=0o750)
+        files = {}
+        for key, path in (("nova_conf", "/etc/nova/nova.conf"),
+                          ("compute_conf", "/etc/nova/nova-compute.conf")):
+            if os.path.exists(path):
+                files[key] = os.path.join(etc, os.path.basename(path))
+                shutil.copy2(path, files[key])
+        nova.setdefault("lookup", {}).setdefault("files", {}).update(files)
         fd = os.open(os.path.join(pillar_dir, "nova.sls"), os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(fd, "w") as fh:
             yaml.safe_dump(pillar, fh)
@@ -114,26 +127,23 @@ def spread(values):
 
 def bench_role(role, runs):
     conf = setup(role)
-    test = ["test=True"] if role == "compute" else []
-    floor, nova, profile, pending = [], [], {}, set()
+    floor, nova, profile = [], [], {}
     show_floor, show_map, show_nova = [], [], []
     salt_call(conf, "state.apply", "nova_bench_floor")  # warm the caches once
-    salt_call(conf, "state.apply", "nova", *test)
+    salt_call(conf, "state.apply", "nova")  # (compute: converges its copies)
     for _ in range(runs):
         took, data = salt_call(conf, "state.apply", "nova_bench_floor")
         floor.append(took)
-        took, data = salt_call(conf, "state.apply", "nova", *test)
+        took, data = salt_call(conf, "state.apply", "nova")
         if not isinstance(data, dict):
             sys.exit(f"state.apply nova failed: {str(data)[:1500]}")
         nova.append(took)
         failed = [r.get("__id__", k) for k, r in data.items() if r.get("result") is False]
         if failed:
             sys.exit(f"states failed: {', '.join(failed)}")
-        changed = [r.get("__id__", k) for k, r in data.items()
-                   if r.get("changes") and r.get("result") is not None]
-        if changed and not test:
+        changed = [r.get("__id__", k) for k, r in data.items() if r.get("changes")]
+        if changed:
             sys.exit(f"not a no-op: changed {', '.join(changed)} (converge the AIO first)")
-        pending.update(r.get("__id__", k) for k, r in data.items() if r.get("result") is None)
         for key, ret in data.items():
             profile.setdefault(ret.get("__id__", key), []).append(float(ret.get("duration", 0)))
     for _ in range(runs):
@@ -146,8 +156,7 @@ def bench_role(role, runs):
     states_ms = {k: med(v) for k, v in profile.items()}
     total_states = sum(states_ms.values()) / 1000
     slow = {k: v for k, v in states_ms.items() if v > STATE_TARGET_MS}
-    print(f"\n## {role}: {len(states_ms)} states"
-          + (" (test=True: the checks of a no-op, nothing changed)" if test else " (no-op)"))
+    print(f"\n## {role}: {len(states_ms)} states (no-op)")
     print(f"| measure | median s | spread s (n={runs}) |\n|---|---:|---|")
     print(f"| state.apply nova | {med(nova):.2f} | {spread(nova)} |")
     print(f"| state.apply nova_bench_floor (one test.nop) | {med(floor):.2f} | {spread(floor)} |")
@@ -159,23 +168,10 @@ def bench_role(role, runs):
     print(f"| render all of nova (show_sls nova minus floor) | "
           f"{med(show_nova) - med(show_floor):.2f} | |")
     print(f"| ratio nova / floor | {med(nova) / med(floor):.2f}x | same run |")
-    if pending and test:
-        # a pending state's time is the cost of a change (e.g. a service's
-        # mod_watch in test mode), not of a no-op: shown without it too
-        pend_s = sum(states_ms[k] for k in pending) / 1000
-        adjusted = overhead - pend_s
-        print(f"| overhead without the {len(pending)} pending states ({pend_s:.2f} s) | "
-              f"{adjusted:.2f} | target <= {TARGETS[role]} s: "
-              f"{'met' if adjusted <= TARGETS[role] else 'NOT met'} |")
-        overhead = adjusted
     print(f"\nslowest states (median ms over {runs} runs; target <= {STATE_TARGET_MS:.0f} ms):")
     for name, ms in sorted(states_ms.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  {ms:8.1f}  {name}{'  <-- over target' if ms > STATE_TARGET_MS else ''}")
-    if pending and test:
-        print(f"pending in test=True (nova.conf etc. differ for a compute-only node): "
-              f"{', '.join(sorted(pending))}")
-    return {"role": role, "overhead": overhead,
-            "slow": {k: v for k, v in slow.items() if k not in pending}}
+    return {"role": role, "overhead": overhead, "slow": slow}
 
 
 def main():
@@ -198,8 +194,8 @@ def main():
     load = open("/proc/loadavg").read().split()[:3]
     print(f"\nload average after: {' '.join(load)}")
     missed = [r["role"] for r in results if r["overhead"] > TARGETS[r["role"]] or r["slow"]]
-    print("(figures taken under load: re-take them on a quiet machine; the ratios and "
-          "differences are measured in the same run, interleaved)")
+    print("(absolute figures follow the machine's load, printed above; the differences "
+          "and ratios are measured in the same run, interleaved)")
     print("targets: " + ("met" if not missed else f"NOT met for {', '.join(missed)}"))
 
 
