@@ -294,13 +294,13 @@ class _Conn:
         kept = self.store.load(self._slot) if self.store is not None else None
         if kept is not None:
             plugin.set_auth_state(kept["state"])
+            self._kept = plugin.auth_ref  # replaced if keystoneauth logs in anyway
         try:
             access = plugin.get_access(self.session)
         except ks_exc.ClientException as exc:
             raise CommandExecutionError(
                 self.mask(self._error(exc, "admin token"), self._secrets)) from None
         self._authenticated = True
-        self._kept = kept["state"] if kept is not None else None
         self._keep()
         for name, did in ((access.user_domain_name, access.user_domain_id),
                           (access.project_domain_name, access.project_domain_id)):
@@ -332,14 +332,13 @@ class _Conn:
     def _keep(self):
         """Save the admin token when it is not the kept one: a new login, or
         keystoneauth's own second try after a 401 (a kept token revoked)."""
-        if self.store is None:
-            return
         plugin = self.session.auth
-        state = plugin.get_auth_state()
-        if state and state != self._kept and plugin.auth_ref.expires:
-            self.store.save(self._slot, {"state": state,
+        if self.store is None or plugin.auth_ref is self._kept:
+            return
+        self._kept = plugin.auth_ref
+        if plugin.auth_ref is not None and plugin.auth_ref.expires:
+            self.store.save(self._slot, {"state": plugin.get_auth_state(),
                                          "expires": plugin.auth_ref.expires.timestamp()})
-            self._kept = state
 
     def call(self, method, path, body=None, params=None, ok=(200, 201, 204),
              authenticated=True, secrets_=(), service="identity", microversion=None,
@@ -350,16 +349,10 @@ class _Conn:
         the API's own message."""
         if authenticated:
             self.login()
-        status, data, resp_headers = self._call(method, path, body, params, ok, authenticated,
-                                                secrets_, service, microversion, headers)
-        return (status, data, resp_headers) if full else (status, data)
-
-    def _call(self, method, path, body, params, ok, authenticated, secrets_, service,
-              microversion, extra_headers):
         name, log_name = _SERVICES[service]
         what = f"{method} {path}"
         secrets_ = tuple(secrets_) + self._secrets
-        headers = dict(extra_headers or {})
+        headers = dict(headers or {})
         if microversion:
             headers["OpenStack-API-Version"] = f"{service} {microversion}"
             if service == "compute":  # the header older Nova API code reads
@@ -393,7 +386,7 @@ class _Conn:
             raise CommandExecutionError(self.mask(
                 f"{name} at {self.endpoints.get(service, self.url)} answered {what} with "
                 f"HTTP {resp.status_code}: {api_message(data, resp.reason)}{hint}", secrets_))
-        return resp.status_code, data, resp.headers
+        return (resp.status_code, data, resp.headers) if full else (resp.status_code, data)
 
 
 def connect(creds, context, mask, store=None):

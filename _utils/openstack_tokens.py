@@ -35,12 +35,6 @@ _KEY_FILE = ".key"
 MIN_LIFE = 300
 
 
-def _expires(text):
-    """Seconds since the epoch of Keystone's ``expires_at`` (ISO 8601, UTC)."""
-    value = str(text).replace("Z", "+00:00")
-    return datetime.datetime.fromisoformat(value).timestamp()
-
-
 class Store:
     """The token folder of one minion cache directory."""
 
@@ -134,9 +128,10 @@ class Store:
 
 
 def expires_at(text):
-    """``expires_at`` of a token body as seconds since the epoch (0 if unreadable)."""
+    """Keystone's ``expires_at`` (ISO 8601, UTC) as seconds since the epoch
+    (0 if unreadable: such a token is never reused)."""
     try:
-        return _expires(text)
+        return datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
     except (TypeError, ValueError):
         return 0.0
 
