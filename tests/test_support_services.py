@@ -22,7 +22,7 @@ SERVICES = {
     "image": "http://127.0.0.1:9292",
     "network": "http://127.0.0.1:9696",
 }
-PORTS = {5000, 8778, 9292, 9696}
+PORTS = {5000, 8778, 9292, 9696, 11211}  # 11211: memcached, Keystone's cache
 
 
 def run_support(*args, timeout=1800):
@@ -167,3 +167,28 @@ def test_up_again_changes_nothing(services_up):
 def test_status_reports_all_up(services_up):
     out = run_support("services.sh", "status", timeout=60)
     assert out.count(": up (") == 4, out
+
+
+def test_keystone_caches_through_memcached(admin_session):
+    """Keystone runs with its cache on memcached (as production Keystones do):
+    a token validated twice is served from the cache the second time."""
+    import socket
+
+    def stats():
+        with socket.create_connection(("127.0.0.1", 11211), timeout=5) as sock:
+            sock.sendall(b"stats\r\n")
+            data = b""
+            while not data.endswith(b"END\r\n"):
+                chunk = sock.recv(65536)
+                assert chunk, "memcached closed the connection"
+                data += chunk
+        return {parts[1]: parts[2] for parts in
+                (line.split() for line in data.decode().splitlines()) if len(parts) == 3}
+
+    sess, _ = admin_session
+    url = sess.get_endpoint(service_type="identity", interface="public").rstrip("/")
+    url = url if url.endswith("/v3") else url + "/v3"
+    before = int(stats()["get_hits"])
+    for _ in range(2):
+        assert sess.get(url + "/projects").status_code == 200
+    assert int(stats()["get_hits"]) > before
