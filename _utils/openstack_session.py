@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover - only without salt installed
 try:
     import requests
     from keystoneauth1 import exceptions as ks_exc
+    from keystoneauth1.access import service_catalog as ks_catalog
     from keystoneauth1 import session as ks_session
     from keystoneauth1.identity import v3 as ks_v3
 
@@ -223,6 +224,8 @@ class _Conn:
             self._slot = store.slot("admin", {k: v for k, v in creds.items()
                                               if not k.startswith("_")})
         self._kept = None
+        self._kept_at_login = None  # the kept token this run started with, if any
+        self._fresh_catalog = None
         self.url = identity_url(creds["auth_url"])
         self.username = creds["username"]
         self.requests = 0
@@ -301,6 +304,8 @@ class _Conn:
             raise CommandExecutionError(
                 self.mask(self._error(exc, "admin token"), self._secrets)) from None
         self._authenticated = True
+        # the kept token is in use (keystoneauth did not log in): its catalog is old
+        self._kept_at_login = access if kept is not None and access is self._kept else None
         self._keep()
         for name, did in ((access.user_domain_name, access.user_domain_id),
                           (access.project_domain_name, access.project_domain_id)):
@@ -314,9 +319,8 @@ class _Conn:
             self.login()
             where = f"interface {self.interface}" + (f", region {self.region}" if self.region else "")
             try:
-                catalog = self.session.auth.get_access(self.session).service_catalog
-                url = catalog.url_for(service_type=service, interface=self.interface,
-                                      region_name=self.region)
+                url = self._catalog().url_for(service_type=service, interface=self.interface,
+                                              region_name=self.region)
             except ks_exc.EndpointNotFound:
                 url = None
             except ks_exc.ClientException as exc:
@@ -328,6 +332,19 @@ class _Conn:
                     f"endpoint ({where}); set {service}_endpoint_override to name one")
             self.endpoints[service] = url.rstrip("/")
         return self.endpoints[service]
+
+    def _catalog(self):
+        """The service catalog: the one in the token's answer, or, when the
+        token was kept from an earlier run (its catalog as it was then:
+        endpoints made or moved since would be missing), the current one
+        (``GET /v3/auth/catalog``, once per run)."""
+        access = self.session.auth.get_access(self.session)
+        if access is not self._kept_at_login:
+            return access.service_catalog  # a fresh login's
+        if self._fresh_catalog is None:
+            _, data = self.call("GET", "/auth/catalog")
+            self._fresh_catalog = ks_catalog.ServiceCatalogV3(data["catalog"])
+        return self._fresh_catalog
 
     def _keep(self):
         """Save the admin token when it is not the kept one: a new login, or

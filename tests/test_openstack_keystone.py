@@ -500,3 +500,36 @@ def test_execution_module_from_the_command_line(salt_call, names):
     assert code == 0 and data is None, proc.stdout
     code, data, proc = salt_call.run("openstack_keystone.domain_id", "NoSuch-" + names["user"])
     assert code != 0 and "does not exist in Keystone" in proc.stderr
+
+
+def test_a_kept_token_does_not_hide_endpoints_made_after_it(keystone_cloud, admin, names,
+                                                            tmp_path):
+    """The admin token kept by an earlier run carries the catalog of its
+    login; an endpoint made since (the first rollout makes Nova's after the
+    token, then uses the compute API) is found in the current catalog."""
+    from harness import load_module  # pylint: disable=import-outside-toplevel
+
+    session = load_module("utils", "openstack_session", "ossess_kept_catalog")
+    tokens = load_module("utils", "openstack_tokens", "ostokens_kept_catalog")
+    store = tokens.Store(str(tmp_path))
+    creds = session.credentials(cloud=CLOUD)
+    creds["region_name"] = names["region"]
+
+    def run():  # one salt run: its own context, the same token store
+        return session.connect(creds, {}, lambda text, secrets: text, store)
+
+    first = run()
+    first.login()
+    assert first.logins == 1
+    url = f"http://127.0.0.1:9/{names['service']}"
+    region = admin.session.post(admin.url + "/regions", json={"region": {
+        "id": names["region"]}}).json()["region"]
+    assert region["id"] == names["region"]
+    svc = admin.session.post(admin.url + "/services", json={"service": {
+        "name": names["service"], "type": names["service"]}}).json()["service"]
+    admin.session.post(admin.url + "/endpoints", json={"endpoint": {
+        "service_id": svc["id"], "interface": "public", "url": url,
+        "region_id": names["region"]}})
+    later = run()
+    assert later.endpoint(names["service"]) == url
+    assert later.logins == 0  # the kept token, with the catalog asked for
