@@ -296,7 +296,12 @@ class _Conn:
         plugin = self.session.auth
         kept = self.store.load(self._slot) if self.store is not None else None
         if kept is not None:
-            plugin.set_auth_state(kept["state"])
+            try:
+                plugin.set_auth_state(kept["state"])
+            except (ValueError, KeyError, TypeError):  # damaged or another version's
+                self.store.forget(self._slot)
+                kept = None
+                plugin.set_auth_state(None)
             self._kept = plugin.auth_ref  # replaced if keystoneauth logs in anyway
         try:
             access = plugin.get_access(self.session)

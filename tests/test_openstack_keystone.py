@@ -533,3 +533,20 @@ def test_a_kept_token_does_not_hide_endpoints_made_after_it(keystone_cloud, admi
     later = run()
     assert later.endpoint(names["service"]) == url
     assert later.logins == 0  # the kept token, with the catalog asked for
+
+
+def test_a_damaged_kept_token_means_a_new_login(keystone_cloud, tmp_path):
+    from harness import load_module  # pylint: disable=import-outside-toplevel
+
+    session = load_module("utils", "openstack_session", "ossess_damaged")
+    tokens = load_module("utils", "openstack_tokens", "ostokens_damaged")
+    store = tokens.Store(str(tmp_path))
+    creds = session.credentials(cloud=CLOUD)
+    first = session.connect(creds, {}, lambda text, secrets: text, store)
+    first.login()
+    (slot,) = [n for n in os.listdir(store.path) if not n.startswith(".")]
+    store.save(slot, {"state": "{not json", "expires": 4102444800})
+    again = session.connect(creds, {}, lambda text, secrets: text, store)
+    again.login()
+    assert again.logins == 1 and again.call("GET", "/projects")[0] == 200
+    assert store.load(slot)["state"] != "{not json"
