@@ -72,7 +72,8 @@ def _conn(auth=None, cloud=None):
     return __utils__["openstack_session.module_connect"](
         auth, cloud, __salt__["config.get"], ("openstack_compute", "openstack_keystone"), __context__,
         __utils__["openstack_state.mask"],
-        __utils__["openstack_tokens.store_for"](__opts__, __salt__["config.get"]))
+        __utils__["openstack_tokens.store_for"](
+            __opts__, __salt__["config.get"], __utils__["openstack_files.atomic_write"]))
 
 
 def _nova(conn, method, path, microversion, **kwargs):

@@ -36,7 +36,8 @@ def _conn(auth=None, cloud=None):
     return __utils__["openstack_session.module_connect"](
         auth, cloud, __salt__["config.get"], ("openstack_keystone",), __context__,
         __utils__["openstack_state.mask"],
-        __utils__["openstack_tokens.store_for"](__opts__, __salt__["config.get"]))
+        __utils__["openstack_tokens.store_for"](
+            __opts__, __salt__["config.get"], __utils__["openstack_files.atomic_write"]))
 
 
 def token_cache_clear():

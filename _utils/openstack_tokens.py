@@ -38,8 +38,11 @@ MIN_LIFE = 300
 class Store:
     """The token folder of one minion cache directory."""
 
-    def __init__(self, cachedir):
+    def __init__(self, cachedir, write=None):
+        """``write``: openstack_files.atomic_write (its module is a sibling,
+        passed in by the caller's ``__utils__``); only ``save`` needs it."""
         self.path = os.path.join(cachedir, FOLDER)
+        self._write = write
         self._key = None
 
     def _folder(self):
@@ -84,12 +87,8 @@ class Store:
     def save(self, slot, entry):
         """Keep ``entry`` (a dict with ``expires``: seconds since the epoch),
         written atomically, 0600; expired entries of other slots go."""
-        folder = self._folder()
-        tmp = os.path.join(folder, f".{slot}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(entry, fh)
-        os.rename(tmp, os.path.join(folder, slot))
+        self._write(os.path.join(self._folder(), slot), json.dumps(entry), 0o600,
+                    os.getuid(), os.getgid())
         self._prune(keep=slot)
 
     def forget(self, slot):
@@ -136,15 +135,16 @@ def expires_at(text):
         return 0.0
 
 
-def store_for(opts, config_get):
+def store_for(opts, config_get, write):
     """The token store of this minion (``opts['cachedir']``), or None when
-    ``openstack_keystone:token_cache`` (minion config or pillar) is false."""
+    ``openstack_keystone:token_cache`` (minion config or pillar) is false;
+    ``write``: openstack_files.atomic_write."""
     enabled = config_get("openstack_keystone:token_cache", True)
     if isinstance(enabled, str):
         enabled = enabled.strip().lower() not in ("0", "false", "no", "off", "")
     if not enabled or not opts.get("cachedir"):
         return None
-    return Store(opts["cachedir"])
+    return Store(opts["cachedir"], write)
 
 
 def clear(cachedir):

@@ -511,7 +511,7 @@ def test_a_kept_token_does_not_hide_endpoints_made_after_it(keystone_cloud, admi
 
     session = load_module("utils", "openstack_session", "ossess_kept_catalog")
     tokens = load_module("utils", "openstack_tokens", "ostokens_kept_catalog")
-    store = tokens.Store(str(tmp_path))
+    store = tokens.Store(str(tmp_path), load_module("utils", "openstack_files").atomic_write)
     creds = session.credentials(cloud=CLOUD)
     creds["region_name"] = names["region"]
 
@@ -540,7 +540,7 @@ def test_a_damaged_kept_token_means_a_new_login(keystone_cloud, tmp_path):
 
     session = load_module("utils", "openstack_session", "ossess_damaged")
     tokens = load_module("utils", "openstack_tokens", "ostokens_damaged")
-    store = tokens.Store(str(tmp_path))
+    store = tokens.Store(str(tmp_path), load_module("utils", "openstack_files").atomic_write)
     creds = session.credentials(cloud=CLOUD)
     first = session.connect(creds, {}, lambda text, secrets: text, store)
     first.login()
