@@ -21,7 +21,8 @@ import pymysql
 import pytest
 import yaml
 
-from formula_support import GRAINS, SECRETS, drop_scratch_databases, pillar, render
+from formula_support import (GRAINS, SECRETS, drop_scratch_databases, pillar, render,
+                             sandboxed)
 from harness import formula_roots, host_minion_opts, load_module
 
 CTL, CMP = "nova-orch-ctl", "nova-orch-cmp"
@@ -72,9 +73,12 @@ def fleet(salt_factories, tmp_path_factory):
     }}
     (pillar_dir / "common.sls").write_text(yaml.safe_dump(common))
     for minion, roles in ((CTL, ["api", "scheduler", "conductor"]), (CMP, ["compute"])):
+        # every file the plan writes goes to the test's folder, the machine's
+        # /etc/default/nova-* and policy.yaml never (they are the AIO's)
         own = {"nova": {"roles": roles, "lookup": {"group": "root", "files": {
             "nova_conf": str(files[minion] / "nova.conf"), "api_paste": None,
-            "compute_conf": str(files[minion] / "nova-compute.conf")}}}}
+            "compute_conf": str(files[minion] / "nova-compute.conf")},
+            **sandboxed(files[minion])}}}
         (pillar_dir / f"{minion}.sls").write_text(yaml.safe_dump(own))
     (pillar_dir / "top.sls").write_text(
         f"base:\n  '*':\n    - common\n  '{CTL}':\n    - {CTL}\n  '{CMP}':\n    - {CMP}\n")
