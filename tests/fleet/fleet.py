@@ -43,6 +43,9 @@ STATE_ROOT = Path("/var/lib/nova-formula-fleet")       # a fleet's state: STATE_
 FLEET_NAME = os.environ.get("FLEET_NAME", "nffleet")
 RUN_ROOT = Path("/run/nova-formula-fleet")
 CGROUP_NAME = "nova-formula-fleet"
+# what ctl's master serves from the checkout (file_roots), as an operator's master would:
+# the formula's states and extension modules, and the benchmarks' floor.sls
+FORMULA_PARTS = ("nova", "_modules", "_states", "_utils", "benchmarks")
 
 SUBNET = "10.77.0"
 FIXED_ADDRESSES = {"ctl": 10, "cmp1": 11, "cmp2": 12, "cmp3": 13, "cond1": 20}
@@ -975,6 +978,7 @@ class Fleet:
         }
         if host == CONTROLLER:
             env["FLEET_FORMULA"] = str(self.formula_dir())
+            env["FLEET_FORMULA_PARTS"] = " ".join(FORMULA_PARTS)
             env["FLEET_PILLAR"] = str(self.pillar_dir())
         unshare = ["unshare", "--fork", "--kill-child", "--pid", "--mount", "--uts", "--ipc",
                    "--propagation", "private"]

@@ -76,8 +76,17 @@ bind_ro() {
 bind_ro "$FLEET_RELAY_DIR" "$R/run/fleet-relay"
 bind_ro "$FLEET_TESTS" "$R/run/fleet/tests"
 if [ -n "${FLEET_FORMULA:-}" ]; then
+    # file_roots holds the formula's parts only, as an operator's does: the master walks
+    # every file under file_roots for each file list a minion asks for (any `include:`),
+    # .git and .venv included (file_ignore_regex filters after the walk)
     mkdir -p "$R/srv/formula" "$R/srv/pillar"
-    bind_ro "$FLEET_FORMULA" "$R/srv/formula"
+    mount -t tmpfs -o mode=0755,size=64k,nosuid,nodev tmpfs "$R/srv/formula"
+    for part in $FLEET_FORMULA_PARTS; do
+        [ -d "$FLEET_FORMULA/$part" ] || continue
+        mkdir "$R/srv/formula/$part"
+        bind_ro "$FLEET_FORMULA/$part" "$R/srv/formula/$part"
+    done
+    mount -o remount,ro,nosuid,nodev "$R/srv/formula"
     bind_ro "$FLEET_PILLAR" "$R/srv/pillar"
 fi
 cp "$FLEET_INIT" "$R/run/fleet/init.py"
