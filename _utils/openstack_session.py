@@ -15,6 +15,7 @@ and a pooled HTTP connection.
 """
 import hashlib
 import hmac
+import importlib.util
 import json
 import logging
 import os
@@ -29,16 +30,25 @@ try:
 except ImportError:  # pragma: no cover - only without salt installed
     CommandExecutionError = RuntimeError
 
-try:
-    import requests
-    from keystoneauth1 import exceptions as ks_exc
-    from keystoneauth1.access import service_catalog as ks_catalog
-    from keystoneauth1 import session as ks_session
-    from keystoneauth1.identity import v3 as ks_v3
+# keystoneauth1 and requests are imported at the first session, not with this
+# module: every minion validates its pillar's ``auth`` keys with it, and on a
+# compute (which never talks to Keystone) the import cost ~40 ms a run.
+HAS_KSA = all(importlib.util.find_spec(m) is not None for m in ("keystoneauth1", "requests"))
+_KSA = {}
 
-    HAS_KSA = True
-except ImportError:  # pragma: no cover - reported by the modules' __virtual__
-    HAS_KSA = False
+
+def _ksa(name):
+    """One of keystoneauth1's modules (or requests), imported on first use."""
+    if not _KSA:
+        import requests
+        from keystoneauth1 import exceptions, session
+        from keystoneauth1.access import service_catalog
+        from keystoneauth1.identity import v3
+
+        _KSA.update(requests=requests, exc=exceptions, session=session,
+                    catalog=service_catalog, v3=v3)
+    return _KSA[name]
+
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +250,7 @@ class _Conn:
                 self.endpoints[service] = str(creds[f"{service}_endpoint_override"]).rstrip("/")
         # Masked out of every error text, whatever the server echoes back.
         self._secrets = (creds["password"],)
-        http = requests.Session()
+        http = _ksa("requests").Session()
         http.hooks["response"].append(self._count)
         scope = {}
         if creds.get("project_name"):
@@ -255,14 +265,14 @@ class _Conn:
             user_domain["user_domain_id"] = "default"
         # The catalog comes in the token's answer: the endpoints of Nova and
         # Placement cost no request of their own.
-        plugin = ks_v3.Password(
+        plugin = _ksa("v3").Password(
             auth_url=self.url, username=creds["username"], password=creds["password"],
             include_catalog=True, **user_domain, **scope)
         if _truthy(creds.get("insecure")):
             verify = False
         else:
             verify = creds.get("cacert") or True
-        self.session = ks_session.Session(auth=plugin, verify=verify, session=http,
+        self.session = _ksa("session").Session(auth=plugin, verify=verify, session=http,
                                           timeout=REQUEST_TIMEOUT)
         self._authenticated = False
 
@@ -279,11 +289,11 @@ class _Conn:
     def _error(self, exc, what, service="identity"):
         name = _SERVICES[service][0]
         url = self.endpoints.get(service, self.url)
-        if isinstance(exc, ks_exc.SSLError):
+        if isinstance(exc, _ksa("exc").SSLError):
             return f"TLS failure talking to {name} at {url} ({what}): {exc}"
-        if isinstance(exc, ks_exc.ConnectionError):  # refused, unreachable, timed out
+        if isinstance(exc, _ksa("exc").ConnectionError):  # refused, unreachable, timed out
             return f"cannot reach {name} at {url} ({what}): {type(exc).__name__}"
-        if isinstance(exc, ks_exc.Unauthorized):
+        if isinstance(exc, _ksa("exc").Unauthorized):
             return (f"Keystone at {self.url} refused the admin credentials of user "
                     f"'{self.username}' (HTTP 401)")
         return f"{name} at {url} failed ({what}): {type(exc).__name__}: {exc}"
@@ -305,7 +315,7 @@ class _Conn:
             self._kept = plugin.auth_ref  # replaced if keystoneauth logs in anyway
         try:
             access = plugin.get_access(self.session)
-        except ks_exc.ClientException as exc:
+        except _ksa("exc").ClientException as exc:
             raise CommandExecutionError(
                 self.mask(self._error(exc, "admin token"), self._secrets)) from None
         self._authenticated = True
@@ -326,9 +336,9 @@ class _Conn:
             try:
                 url = self._catalog().url_for(service_type=service, interface=self.interface,
                                               region_name=self.region)
-            except ks_exc.EndpointNotFound:
+            except _ksa("exc").EndpointNotFound:
                 url = None
-            except ks_exc.ClientException as exc:
+            except _ksa("exc").ClientException as exc:
                 raise CommandExecutionError(
                     self.mask(self._error(exc, "service catalog"), self._secrets)) from None
             if not url:
@@ -348,7 +358,7 @@ class _Conn:
             return access.service_catalog  # a fresh login's
         if self._fresh_catalog is None:
             _, data = self.call("GET", "/auth/catalog")
-            self._fresh_catalog = ks_catalog.ServiceCatalogV3(data["catalog"])
+            self._fresh_catalog = _ksa("catalog").ServiceCatalogV3(data["catalog"])
         return self._fresh_catalog
 
     def _keep(self):
@@ -387,9 +397,9 @@ class _Conn:
                     headers=headers, raise_exc=False, authenticated=authenticated,
                     logger=_QUIET)
                 break
-            except ks_exc.ClientException as exc:
+            except _ksa("exc").ClientException as exc:
                 # A reset or refused connection, not a timeout: that one is bound already.
-                if attempt < retries and isinstance(exc, ks_exc.ConnectFailure):
+                if attempt < retries and isinstance(exc, _ksa("exc").ConnectFailure):
                     time.sleep(0.5 * (attempt + 1))
                     continue
                 raise CommandExecutionError(
@@ -437,5 +447,5 @@ def auth_keys():
 
 
 def installed():
-    """True when keystoneauth1 and requests import."""
+    """True when keystoneauth1 and requests are installed (imported at the first session)."""
     return HAS_KSA

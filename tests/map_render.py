@@ -19,6 +19,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATE = '{%- from "nova/map.jinja" import nova with context %}{{ nova|json }}'
+# the heavy client libraries a render may import (a compute's needs none of them)
+LIBRARIES = ("keystoneauth1", "pymysql")
 
 
 class MapRenderer:
@@ -39,6 +41,7 @@ class MapRenderer:
         answer = json.loads(line)
         if "error" in answer:
             raise RuntimeError(answer["error"])
+        self.imported = answer["imported"]  # which of LIBRARIES the render process holds
         return answer["map"]
 
     def close(self):
@@ -86,6 +89,7 @@ def _serve(root, platform, minion_id, grains):
                                     tpldir="nova")}
         except Exception as exc:  # noqa: BLE001 - reported to the test
             answer = {"error": f"{type(exc).__name__}: {exc}"}
+        answer["imported"] = [m for m in LIBRARIES if m in sys.modules]
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
 

@@ -93,3 +93,16 @@ def test_the_platforms_really_differ(renderers):
     assert "osapi_compute_listen" in rhel["config"]["options"][0]["args"]["sections"]["DEFAULT"]
     assert [s["id"] for s in legacy["db_sync"]["db"]] == ["nova-db-sync"]
     assert not legacy["db_sync"]["api_db"] and "discover" not in legacy["concerns"]
+
+
+def test_a_computes_map_imports_no_client_library(tmp_path):
+    """A compute never talks to Keystone or a database: its map and plan (the
+    validation included, which reads the engines' rules) import neither
+    keystoneauth1 nor pymysql (~40 ms of every compute's run was the
+    keystoneauth1 import before openstack_session deferred it)."""
+    minion_id, roles, fleet = KINDS["compute"]
+    render = MapRenderer(tmp_path, "debian12", minion_id=minion_id, grains=HOST)
+    raw = pillar(roles=roles)["nova"]
+    raw["fleet"] = fleet
+    assert render({"nova": raw})["plan"]["errors"] == []
+    assert render.imported == []
