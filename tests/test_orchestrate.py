@@ -14,6 +14,7 @@ the compute got no database URL, that a second rollout changes nothing, and
 that a failed step stops the rollout."""
 import datetime
 import json
+import time
 import types
 import uuid
 
@@ -233,6 +234,18 @@ def _fleet_pillar(fleet, **changes):
     return saved
 
 
+def _wait_answering(master, minions, seconds=180):
+    """Until every one of ``minions`` answers test.ping (bounded in time)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        ret = master.salt_cli(timeout=30).run("test.ping", minion_tgt="*")
+        answered = ret.data if isinstance(ret.data, dict) else {}
+        if all(answered.get(m) is True for m in minions):
+            return
+        assert time.monotonic() < deadline, f"minions not answering after {seconds} s: {ret}"
+        time.sleep(2)
+
+
 def test_a_compute_whose_minion_is_down_fails_at_its_batch(fleet):
     """The compute's minion is down: the module sync goes on with those that
     answer; the computes step (its batch) fails naming it. With max_fail: 1
@@ -262,6 +275,9 @@ def test_a_compute_whose_minion_is_down_fails_at_its_batch(fleet):
             assert f"(minions: {CMP})" in report and CTL not in report, report
     finally:
         (fleet["pillar_dir"] / "common.sls").write_text(saved)
+    # the minion is back once both answer: on a loaded machine its restart
+    # (keys, modules) outlasted the orchestrate's first step ("No minions responded")
+    _wait_answering(fleet["master"], [CTL, CMP])
     ret, steps, _ = _orchestrate(fleet["master"])
     assert ret.returncode == 0, steps
     assert all(steps[s]["result"] is True for s in STEPS)
