@@ -273,7 +273,7 @@ class _Conn:
         else:
             verify = creds.get("cacert") or True
         self.session = _ksa("session").Session(auth=plugin, verify=verify, session=http,
-                                          timeout=REQUEST_TIMEOUT)
+                                               timeout=REQUEST_TIMEOUT)
         self._authenticated = False
 
     def _count(self, response, *args, **kwargs):
@@ -289,11 +289,12 @@ class _Conn:
     def _error(self, exc, what, service="identity"):
         name = _SERVICES[service][0]
         url = self.endpoints.get(service, self.url)
-        if isinstance(exc, _ksa("exc").SSLError):
+        ks_exc = _ksa("exc")
+        if isinstance(exc, ks_exc.SSLError):
             return f"TLS failure talking to {name} at {url} ({what}): {exc}"
-        if isinstance(exc, _ksa("exc").ConnectionError):  # refused, unreachable, timed out
+        if isinstance(exc, ks_exc.ConnectionError):  # refused, unreachable, timed out
             return f"cannot reach {name} at {url} ({what}): {type(exc).__name__}"
-        if isinstance(exc, _ksa("exc").Unauthorized):
+        if isinstance(exc, ks_exc.Unauthorized):
             return (f"Keystone at {self.url} refused the admin credentials of user "
                     f"'{self.username}' (HTTP 401)")
         return f"{name} at {url} failed ({what}): {type(exc).__name__}: {exc}"
