@@ -5,7 +5,8 @@ Runs the README's main job (tests/support/aio.sh) for real: Keystone,
 Placement, Glance and Neutron from tests/support/, then the formula through
 the real ``salt-call --local state.apply nova`` with the all-in-one pillar made
 from pillar.example (compute_driver fake.FakeDriver: no KVM here), and later
-through a real salt-master + minion with ``state.orchestrate nova.orch.deploy``.
+through a real salt-master + minion with ``state.orchestrate nova.orch.deploy``
+(a no-op here; from a bare host in tests/test_e2e_clean.py).
 
 The module starts by removing any Nova an earlier run left (``aio.sh
 reset-nova``), so it proves the same thing on a fresh machine and on one a
@@ -418,19 +419,19 @@ def test_a_start_says_started(deployed):
 
 # ---------------------------------------------------------------- orchestrate
 
-def test_orchestrate_deploy_on_master_and_minion(deployed, salt_factories, tmp_path):
-    """Nova removed again (packages kept, to save CI time: their install was
-    proven above), then the whole rollout through a real salt-master and a
-    real minion: state.orchestrate nova.orch.deploy."""
-    aio("reset-nova", "--keep-packages")
-    subprocess.run(HELPER + ["pillar"], check=True)
-    subprocess.run(HELPER + ["rabbit"], check=True)
+ORCH_STEPS = ["nova-orch-sync-modules", "nova-orch-sync-node", "nova-orch-computes-1",
+              "nova-orch-discover", "nova-orch-report"]
+
+
+def orchestrate_deploy(salt_factories):
+    """``salt-run state.orchestrate nova.orch.deploy`` through a real
+    salt-master and a real minion (the all-in-one's minion id and pillar, the
+    formula as file_roots); (returncode, {step id: step} in run order)."""
     with open(os.path.join(AIO_DIR, "conf", "minion")) as fh:
         aio_opts = yaml.safe_load(fh)
-    pillar_dir = os.path.join(AIO_DIR, "pillar")
     master = salt_factories.salt_master_daemon("nova-e2e-master", overrides={
         "file_roots": {"base": [formula_roots()]},
-        "pillar_roots": {"base": [pillar_dir]},
+        "pillar_roots": {"base": [os.path.join(AIO_DIR, "pillar")]},
         "open_mode": True,
     })
     minion_overrides = {k: aio_opts[k] for k in ("disable_modules",) if k in aio_opts}
@@ -438,32 +439,50 @@ def test_orchestrate_deploy_on_master_and_minion(deployed, salt_factories, tmp_p
         # the AIO pillar names this minion id in nova:fleet
         minion = master.salt_minion_daemon(aio_opts["id"], overrides=minion_overrides)
         with minion.started():
-            start = time.monotonic()
             # the orchestrate renders with the formula's modules: the
             # operator syncs them to the master once (docs/operations.md)
             synced = master.salt_run_cli(timeout=300).run("saltutil.sync_all")
             assert synced.returncode == 0, synced
             ret = master.salt_run_cli(timeout=2400).run("state.orchestrate",
                                                         "nova.orch.deploy")
-            TIMINGS["orchestrate deploy"] = time.monotonic() - start
     data = ret.data["data"] if isinstance(ret.data, dict) and "data" in ret.data else ret.data
-    assert ret.returncode == 0, json.dumps(data, indent=1)[-6000:]
+    assert isinstance(data, dict) and len(data) == 1, ret
     (steps,) = data.values()
-    results = {key.split("_|-")[1]: step["result"]
-               for key, step in sorted(steps.items(), key=lambda kv: kv[1]["__run_num__"])}
-    assert results and all(results.values()), results
-    # one minion is the controller and the compute: its databases and Keystone
-    # records come with the sync node's own run, no step of their own
-    assert list(results) == ["nova-orch-sync-modules", "nova-orch-sync-node",
-                             "nova-orch-computes-1", "nova-orch-discover",
-                             "nova-orch-report"], results
-    assert all(nova_pids().values()), nova_pids()
-    out = check(boot=True)
-    assert "nova-compute up" in out
-    # the masterless minion, same pillar, agrees: nothing left to do
-    run = apply()
-    run.assert_ok()
-    assert run.changed == {}, run.changed
+    assert isinstance(steps, dict), steps
+    ordered = sorted(steps.items(), key=lambda kv: kv[1]["__run_num__"])
+    return ret.returncode, {key.split("_|-")[1]: step for key, step in ordered}
+
+
+def orchestrate_changes(steps):
+    """{step id: [ids of the states it changed]} of the salt.state steps."""
+    return {sid: sorted(r.get("__id__", key) for states in step["changes"]["ret"].values()
+                        if isinstance(states, dict)
+                        for key, r in states.items() if isinstance(r, dict) and r.get("changes"))
+            for sid, step in steps.items()
+            if sid != "nova-orch-sync-modules" and (step.get("changes") or {}).get("ret")}
+
+
+def orchestrate_failures(steps):
+    return {sid: step["comment"] for sid, step in steps.items() if step["result"] is not True}
+
+
+def test_orchestrate_on_master_and_minion_changes_nothing(deployed, salt_factories):
+    """The converged all-in-one through a real salt-master and minion: the
+    orchestrate's steps for one host that is controller and compute (its
+    databases and Keystone records come with the sync node's own run, no
+    step of their own) all succeed, change nothing and restart nothing. The
+    same orchestrate from a bare host: tests/test_e2e_clean.py; on separate
+    hosts: tests/fleet."""
+    pids, support = nova_pids(), support_pids()
+    start = time.monotonic()
+    returncode, steps = orchestrate_deploy(salt_factories)
+    TIMINGS["orchestrate no-op"] = time.monotonic() - start
+    assert returncode == 0, orchestrate_failures(steps)
+    assert list(steps) == ORCH_STEPS, list(steps)
+    assert not orchestrate_failures(steps), orchestrate_failures(steps)
+    changed = orchestrate_changes(steps)
+    assert not any(changed.values()), changed
+    assert nova_pids() == pids and support_pids() == support
 
 
 def test_zz_timings(deployed):
