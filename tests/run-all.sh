@@ -31,25 +31,35 @@ if [ $# -gt 0 ]; then
     exec "${PYTEST[@]}" "$@"
 fi
 
-# The fleet's tests (hosts in namespaces of their own) and the rest (the
-# all-in-one on this machine, unit tests) share nothing: they run side by
-# side, which halves the wall time. The fleet's session keeps
-# pytest-salt-factories unloaded (it would listen on the machine's network).
+# Three pytest sessions side by side, sharing nothing: the Nova fleet's tests
+# (one fleet rolled out, upgraded and exercised in order), the harness's own
+# tests (a fleet of their own) and the rest (the all-in-one on this machine,
+# unit tests). They wait on daemons, packages and Salt's timeouts as much as
+# on the CPU, so together they take little more than the longest alone. The
+# fleet sessions keep pytest-salt-factories unloaded (it would listen on the
+# machine's network).
 NO_SF=()
 for p in salt-factories salt-factories-event-listener salt-factories-factories \
          salt-factories-loader-mock salt-factories-log-server salt-factories-markers \
          salt-factories-sysinfo; do
     NO_SF+=(-p "no:$p")
 done
-fleet_log=$(mktemp /tmp/nova-formula-fleet-tests.XXXXXX)
-step "pytest: tests/fleet in the background (log $fleet_log), the rest here"
-"${PYTEST[@]}" "${NO_SF[@]}" tests/fleet >"$fleet_log" 2>&1 &
-fleet_pid=$!
+nova_fleet_log=$(mktemp /tmp/nova-formula-fleet-tests.XXXXXX)
+harness_log=$(mktemp /tmp/nova-formula-harness-tests.XXXXXX)
+step "pytest: the Nova fleet (log $nova_fleet_log) and the fleet harness (log $harness_log) in the background, the rest here"
+"${PYTEST[@]}" "${NO_SF[@]}" --ignore=tests/fleet/test_harness.py tests/fleet >"$nova_fleet_log" 2>&1 &
+nova_fleet_pid=$!
+"${PYTEST[@]}" "${NO_SF[@]}" tests/fleet/test_harness.py >"$harness_log" 2>&1 &
+harness_pid=$!
 rest_rc=0
 "${PYTEST[@]}" --ignore=tests/fleet tests || rest_rc=$?
-step "pytest: waiting for tests/fleet"
-fleet_rc=0
-wait "$fleet_pid" || fleet_rc=$?
-cat "$fleet_log"
-step "pytest done: the rest rc=$rest_rc, tests/fleet rc=$fleet_rc"
-[ "$rest_rc" = 0 ] && [ "$fleet_rc" = 0 ]
+step "pytest: waiting for the fleet harness's tests"
+harness_rc=0
+wait "$harness_pid" || harness_rc=$?
+cat "$harness_log"
+step "pytest: waiting for the Nova fleet's tests"
+nova_fleet_rc=0
+wait "$nova_fleet_pid" || nova_fleet_rc=$?
+cat "$nova_fleet_log"
+step "pytest done: the rest rc=$rest_rc, the fleet harness rc=$harness_rc, the Nova fleet rc=$nova_fleet_rc"
+[ "$rest_rc" = 0 ] && [ "$harness_rc" = 0 ] && [ "$nova_fleet_rc" = 0 ]
