@@ -463,6 +463,7 @@ def orchestrate_changes(steps):
 
 
 def orchestrate_failures(steps):
+    """{step id: comment} of the steps that did not succeed."""
     return {sid: step["comment"] for sid, step in steps.items() if step["result"] is not True}
 
 

@@ -21,6 +21,7 @@ E2E = "tests/test_e2e.py"
 FW = "tests/test_e2e_firewall.py"
 RENDER = "tests/test_formula_render.py"
 ORCH = "tests/test_orchestrate.py"
+CLEAN = "tests/test_e2e_clean.py"
 
 # § -> (live evidence: tests against real services, rendered/unit evidence,
 #       reason it is not (fully) shown live here, or None)
@@ -70,7 +71,7 @@ CHECKLIST = {
                 f"{E2E}::test_second_run_changes_nothing_and_restarts_nothing",
                 f"{ORCH}::test_rollout_order_and_db_sync_once"], [], None),
     "8.2.14": ([f"{E2E}::test_compute_services_hypervisor_and_server",
-                f"{E2E}::test_orchestrate_deploy_on_master_and_minion",
+                f"{CLEAN}::test_deploy_again_through_a_master_boots_a_server",
                 f"{ORCH}::test_rollout_order_and_db_sync_once"], [],
                "libvirtd is started only for the libvirt driver: not shown without a "
                "hypervisor"),
