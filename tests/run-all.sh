@@ -31,12 +31,14 @@ if [ $# -gt 0 ]; then
     exec "${PYTEST[@]}" "$@"
 fi
 
-# Three pytest sessions side by side, sharing nothing: the Nova fleet's tests
-# (one fleet rolled out, upgraded and exercised in order), the harness's own
-# tests (a fleet of their own) and the rest (the all-in-one on this machine,
-# unit tests). They wait on daemons, packages and Salt's timeouts as much as
-# on the CPU, so together they take little more than the longest alone. The
-# fleet sessions keep pytest-salt-factories unloaded (it would listen on the
+# Three pytest sessions side by side, sharing nothing: the rest (the
+# all-in-one on this machine, unit tests) and two fleets of their own: one
+# rolled out, grown and upgraded (test_fleet_1_rollout, test_fleet_2_upgrade,
+# in that order), the other rolled out for the day-2 operations and then the
+# harness's own tests (on a third fleet, made and removed by them). The
+# sessions wait on daemons, packages and Salt's timeouts as much as on the
+# CPU, so together they take little more than the longest alone. The fleet
+# sessions keep pytest-salt-factories unloaded (it would listen on the
 # machine's network).
 NO_SF=()
 for p in salt-factories salt-factories-event-listener salt-factories-factories \
@@ -44,22 +46,24 @@ for p in salt-factories salt-factories-event-listener salt-factories-factories \
          salt-factories-sysinfo; do
     NO_SF+=(-p "no:$p")
 done
-nova_fleet_log=$(mktemp /tmp/nova-formula-fleet-tests.XXXXXX)
-harness_log=$(mktemp /tmp/nova-formula-harness-tests.XXXXXX)
-step "pytest: the Nova fleet (log $nova_fleet_log) and the fleet harness (log $harness_log) in the background, the rest here"
-"${PYTEST[@]}" "${NO_SF[@]}" --ignore=tests/fleet/test_harness.py tests/fleet >"$nova_fleet_log" 2>&1 &
-nova_fleet_pid=$!
-"${PYTEST[@]}" "${NO_SF[@]}" tests/fleet/test_harness.py >"$harness_log" 2>&1 &
-harness_pid=$!
+rollout_log=$(mktemp /tmp/nova-formula-fleet-rollout-tests.XXXXXX)
+day2_log=$(mktemp /tmp/nova-formula-fleet-day2-tests.XXXXXX)
+step "pytest: fleet rollout + upgrade (log $rollout_log) and fleet day-2 + harness (log $day2_log) in the background, the rest here"
+NF_NAME=nfroll "${PYTEST[@]}" "${NO_SF[@]}" tests/fleet/test_fleet_1_rollout.py \
+    tests/fleet/test_fleet_2_upgrade.py >"$rollout_log" 2>&1 &
+rollout_pid=$!
+NF_NAME=nfday2 "${PYTEST[@]}" "${NO_SF[@]}" tests/fleet/test_fleet_3_day2.py \
+    tests/fleet/test_harness.py >"$day2_log" 2>&1 &
+day2_pid=$!
 rest_rc=0
 "${PYTEST[@]}" --ignore=tests/fleet tests || rest_rc=$?
-step "pytest: waiting for the fleet harness's tests"
-harness_rc=0
-wait "$harness_pid" || harness_rc=$?
-cat "$harness_log"
-step "pytest: waiting for the Nova fleet's tests"
-nova_fleet_rc=0
-wait "$nova_fleet_pid" || nova_fleet_rc=$?
-cat "$nova_fleet_log"
-step "pytest done: the rest rc=$rest_rc, the fleet harness rc=$harness_rc, the Nova fleet rc=$nova_fleet_rc"
-[ "$rest_rc" = 0 ] && [ "$harness_rc" = 0 ] && [ "$nova_fleet_rc" = 0 ]
+step "pytest: waiting for the fleet's day-2 and harness tests"
+day2_rc=0
+wait "$day2_pid" || day2_rc=$?
+cat "$day2_log"
+step "pytest: waiting for the fleet's rollout and upgrade tests"
+rollout_rc=0
+wait "$rollout_pid" || rollout_rc=$?
+cat "$rollout_log"
+step "pytest done: the rest rc=$rest_rc, fleet day-2 + harness rc=$day2_rc, fleet rollout + upgrade rc=$rollout_rc"
+[ "$rest_rc" = 0 ] && [ "$day2_rc" = 0 ] && [ "$rollout_rc" = 0 ]

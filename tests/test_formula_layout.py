@@ -122,6 +122,16 @@ def test_nothing_is_stopped_by_name():
     assert not found, found
 
 
+def test_the_test_command_runs_every_fleet_test_module_once():
+    """tests/run-all.sh names the fleet's modules (two sessions, each on a
+    fleet of its own): a new module must join one of them, never be left out."""
+    with open(os.path.join(REPO, "tests", "run-all.sh")) as fh:
+        named = re.findall(r"tests/fleet/(test_\w+\.py)", fh.read())
+    present = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "tests", "fleet",
+                                                                         "test_*.py")))
+    assert sorted(named) == present, (named, present)
+
+
 def test_readme_opens_with_the_two_commands_and_stays_short():
     """The README a newcomer reads: the main job and the test command first
     (the ones CI runs), short enough to read in five minutes, every link to

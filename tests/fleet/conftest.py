@@ -3,8 +3,9 @@
 ``fleet`` (session scope, fleet_plugin.py): a running fleet for tests that
 bring their own deploy. ``nf`` (session scope): the deployed fleet that
 test_fleet_1_rollout, test_fleet_2_* and test_fleet_3_* carry on with, in that
-order (each module's own fixture brings the fleet to the state it starts from,
-so a module also runs alone).
+order, when they run in one session (each module's own fixture brings the
+fleet to the state it starts from, so a module also runs alone: tests/run-all.sh
+runs test_fleet_3_day2 in a session and on a fleet of its own, $NF_NAME).
 """
 import os
 import sys

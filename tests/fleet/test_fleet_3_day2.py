@@ -1,6 +1,6 @@
 """Day-2 operations on the fleet of the ``nf`` fixture, after
-test_fleet_1_rollout (or alone: the module's fixture rolls the fleet out
-first): real salt-master, minions, Nova (fake virt driver), Placement,
+test_fleet_1_rollout, or alone (as tests/run-all.sh runs it, on a fleet of
+its own: the module's fixture rolls the fleet out first): real salt-master, minions, Nova (fake virt driver), Placement,
 sshd and OpenSSH clients on separate hosts.
 
 1. drain cmp1 (``nova.orch.maintenance``): its servers move (an ACTIVE one
